@@ -1,0 +1,132 @@
+import { z } from 'zod';
+
+// The only reader of process.env: every variable is parsed once, here, into a frozen Config.
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** Durations accept plain milliseconds or a number with a unit: "500ms", "30s", "5m", "1h". */
+const duration = z.string().transform((raw, ctx) => {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(raw.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `not a duration (use e.g. 500ms, 30s, 5m, 1h): "${raw}"` });
+    return z.NEVER;
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+});
+
+const resultStore = z.string().refine((v) => /^file:\/\/.+/.test(v) || /^hf:\/\/datasets\/[^/]+\/[^/]+$/.test(v), {
+  message: 'must be file://DIR or hf://datasets/OWNER/NAME',
+});
+
+const schema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().default('127.0.0.1'),
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/orchestrator'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TASK_QUEUE: z.string().default('orchestrator-tasks'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  JWT_JWKS_URL: z.string().url().optional(),
+  JWT_ISSUER: z.string().default('orchestrator'),
+  JWT_AUDIENCE: z.string().default('orchestrator-api'),
+  JWT_TTL: duration.default(12 * 3_600_000),
+  RESULT_INLINE_MAX_BYTES: int(1, 64 * 1024 * 1024).default(1024 * 1024),
+  RESULT_STORE: resultStore.default('file://./data/results'),
+  HF_ENDPOINT: z.string().url().default('https://huggingface.co'),
+  HF_TOKEN: z.string().optional(),
+  MAX_CONCURRENT_JOBS: int(1).default(16),
+  CONSENT_TIMEOUT: duration.default(15 * 60_000),
+  DISPATCH_RETRY_INITIAL: duration.default(1000),
+  DISPATCH_RETRY_MAX: duration.default(30_000),
+  TOOL_TIMEOUT: duration.default(10 * 60_000),
+  PROBE_TIMEOUT: duration.default(5000),
+  SSE_HEARTBEAT: duration.default(15_000),
+  ENCRYPTION_KEY: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64'),
+  MAX_REQUEST_BYTES: int(1024).default(8 * 1024 * 1024),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().default('./data'),
+  TEMPORAL_UI_PORT: int(1, 65535).default(8233),
+  WORKER_METRICS_PORT: int(0, 65535).default(0),
+});
+
+export type Config = Readonly<{
+  port: number;
+  host: string;
+  databaseUrl: string;
+  redisUrl: string;
+  temporal: Readonly<{ address: string; namespace: string; taskQueue: string; uiPort: number }>;
+  jwt: Readonly<{ secret?: string; jwksUrl?: string; issuer: string; audience: string; ttlSeconds: number }>;
+  results: Readonly<{ inlineMaxBytes: number; store: string }>;
+  huggingFace: Readonly<{ endpoint: string; token?: string }>;
+  limits: Readonly<{ maxConcurrentJobs: number; maxRequestBytes: number }>;
+  task: Readonly<{
+    consentTimeoutMs: number;
+    retryInitialMs: number;
+    retryMaxMs: number;
+    toolTimeoutMs: number;
+    probeTimeoutMs: number;
+  }>;
+  sseHeartbeatMs: number;
+  encryptionKey: string;
+  logLevel: string;
+  dataDir: string;
+  workerMetricsPort: number;
+}>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Empty strings count as unset, so `FOO=` in a .env file falls back to the default. */
+function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = schema.safeParse(withoutEmpty(env));
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  if (e.JWT_SECRET === undefined && e.JWT_JWKS_URL === undefined) {
+    throw new ConfigError(['JWT_SECRET: set JWT_SECRET (HS256, 32+ characters) or JWT_JWKS_URL']);
+  }
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    temporal: Object.freeze({
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TASK_QUEUE,
+      uiPort: e.TEMPORAL_UI_PORT,
+    }),
+    jwt: Object.freeze({
+      secret: e.JWT_SECRET,
+      jwksUrl: e.JWT_JWKS_URL,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      ttlSeconds: Math.floor(e.JWT_TTL / 1000),
+    }),
+    results: Object.freeze({ inlineMaxBytes: e.RESULT_INLINE_MAX_BYTES, store: e.RESULT_STORE }),
+    huggingFace: Object.freeze({ endpoint: e.HF_ENDPOINT, token: e.HF_TOKEN }),
+    limits: Object.freeze({ maxConcurrentJobs: e.MAX_CONCURRENT_JOBS, maxRequestBytes: e.MAX_REQUEST_BYTES }),
+    task: Object.freeze({
+      consentTimeoutMs: e.CONSENT_TIMEOUT,
+      retryInitialMs: e.DISPATCH_RETRY_INITIAL,
+      retryMaxMs: e.DISPATCH_RETRY_MAX,
+      toolTimeoutMs: e.TOOL_TIMEOUT,
+      probeTimeoutMs: e.PROBE_TIMEOUT,
+    }),
+    sseHeartbeatMs: e.SSE_HEARTBEAT,
+    encryptionKey: e.ENCRYPTION_KEY,
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.DATA_DIR,
+    workerMetricsPort: e.WORKER_METRICS_PORT,
+  });
+}

@@ -1,0 +1,121 @@
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+// Row types: snake_case as in Postgres. Domain objects (camelCase) are built by the repositories.
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface UsersTable {
+  id: Generated<string>;
+  login: string;
+  display_name: string | null;
+  identities: ColumnType<Record<string, unknown>, string | undefined, string>;
+  hf_token_sealed: string | null;
+  created_at: CreatedAt;
+}
+
+export interface ProjectsTable {
+  id: Generated<string>;
+  name: string;
+  description: string | null;
+  created_by: string;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface ProjectMembersTable {
+  project_id: string;
+  user_id: string;
+  role: 'owner' | 'member';
+  created_at: CreatedAt;
+}
+
+export interface McpServersTable {
+  id: Generated<string>;
+  name: string;
+  description: string | null;
+  oracle_url: string | null;
+  transport: string;
+  health_path: string | null;
+  can_run_on_user_space: boolean;
+  fallback_to_oracle: boolean;
+  location: string | null;
+  cost: number;
+  max_concurrency: number | null;
+  enabled: boolean;
+  created_by: string | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface McpToolsTable {
+  server_id: string;
+  name: string;
+  description: string | null;
+  input_schema: JSONColumnType<Record<string, unknown>>;
+  heavy: boolean;
+  capabilities: string[];
+  timeout_ms: number | null;
+  discovered_at: UpdatedAt;
+}
+
+export interface SpaceBindingsTable {
+  project_id: string;
+  server_id: string;
+  space_id: string | null;
+  url: string;
+  token_sealed: string | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface TasksTable {
+  id: string;
+  project_id: string;
+  created_by: string;
+  tool: string;
+  arguments: JSONColumnType<Record<string, unknown>>;
+  heavy: boolean;
+  consent_to_oracle: boolean;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  workflow_id: string;
+  status: string;
+  target: JSONColumnType<Record<string, unknown> | null, string | null, string | null>;
+  attempts: JSONColumnType<unknown[]>;
+  error: JSONColumnType<Record<string, unknown> | null, string | null, string | null>;
+  event_seq: Generated<number>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+  finished_at: Date | null;
+}
+
+export interface ResultsTable {
+  task_id: string;
+  content: Buffer | null;
+  location: string | null;
+  size: ColumnType<string, number, number>;
+  sha256: string;
+  media_type: string;
+  created_at: CreatedAt;
+}
+
+export interface TaskEventsTable {
+  task_id: string;
+  seq: number;
+  type: string;
+  data: JSONColumnType<Record<string, unknown>>;
+  created_at: CreatedAt;
+}
+
+export interface Database {
+  users: UsersTable;
+  projects: ProjectsTable;
+  project_members: ProjectMembersTable;
+  mcp_servers: McpServersTable;
+  mcp_tools: McpToolsTable;
+  space_bindings: SpaceBindingsTable;
+  tasks: TasksTable;
+  results: ResultsTable;
+  task_events: TaskEventsTable;
+}

@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createDb, ensureDatabase, type Db } from '../../src/db/create-db.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+
+export const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+export const REDIS_TEST_URL = 'redis://127.0.0.1:6379';
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export interface TestDb {
+  db: Db;
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated database for one test file; drop() removes it. */
+export async function createTestDb(label = 't'): Promise<TestDb> {
+  const name = `orch_${label.replace(/[^a-z0-9]/g, '')}_${randomBytes(4).toString('hex')}`;
+  const url = `postgres://postgres@127.0.0.1:5432/${name}`;
+  await ensureDatabase(url);
+  const db = createDb(url, { maxConnections: 5 });
+  await migrateToLatest(db, MIGRATIONS_DIR);
+  return {
+    db,
+    url,
+    async drop() {
+      await db.destroy();
+      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await admin.connect();
+      try {
+        await admin.query(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
