@@ -1,5 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { SearchAttributeKey } from '@temporalio/common';
+import type { defineSearchAttributeKey } from '@temporalio/common';
+
+type KeywordKey = ReturnType<typeof defineSearchAttributeKey<'KEYWORD'>>;
 
 // Public names: running executions and operators use them. Never rename.
 export const TASK_WORKFLOW_TYPE = 'taskWorkflow';
@@ -99,10 +101,10 @@ export const consentSignal = defineSignal<[ConsentDecision]>('consent');
 export const decideConsentUpdate = defineUpdate<TaskState, [ConsentDecision]>('decideConsent');
 
 export const searchAttributes = {
-  taskStatus: { name: 'TaskStatus', type: 'KEYWORD' } as SearchAttributeKey<'KEYWORD'>,
-  projectId: { name: 'ProjectId', type: 'KEYWORD' } as SearchAttributeKey<'KEYWORD'>,
-  tool: { name: 'Tool', type: 'KEYWORD' } as SearchAttributeKey<'KEYWORD'>,
-  targetKind: { name: 'TargetKind', type: 'KEYWORD' } as SearchAttributeKey<'KEYWORD'>,
+  taskStatus: { name: 'TaskStatus', type: 'KEYWORD' } as KeywordKey,
+  projectId: { name: 'ProjectId', type: 'KEYWORD' } as KeywordKey,
+  tool: { name: 'Tool', type: 'KEYWORD' } as KeywordKey,
+  targetKind: { name: 'TargetKind', type: 'KEYWORD' } as KeywordKey,
 } as const;
 
 /** For registering them on a namespace: name -> indexed value type. */

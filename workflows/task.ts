@@ -54,7 +54,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
       return state;
     },
     {
-      validator: () => {
+      validator: (_decision: ConsentDecision) => {
         if (!awaitingDecision()) throw new Error(`task is not awaiting consent (status: ${state.status})`);
       },
     },
@@ -132,13 +132,13 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         }
       }
 
-      const healthy = await probeTarget(prober, input.taskId, target);
+      const healthy = await probeTarget(prober, input.taskId, input.projectId, target);
       if (!healthy.ok) {
         record(target, 'unhealthy', healthy.reason, 4);
         continue;
       }
 
-      if (!(await slots.tryAcquireSlot({ taskId: input.taskId, target }))) {
+      if (!(await bookkeeping.tryAcquireSlot({ taskId: input.taskId, target }))) {
         await setStatus('queued', { waitingFor: 'a free dispatch slot' });
         await slots.waitForSlot({ taskId: input.taskId, target });
       }
@@ -169,7 +169,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         record(target, 'failed', reason, type === undefined || !NON_RETRYABLE_DISPATCH_ERRORS.includes(type) ? 4 : 1);
         if (type === 'TaskNotFound') return await fail({ code: 'TaskNotFound', message: reason });
       } finally {
-        await CancellationScope.nonCancellable(() => slots.releaseSlot({ taskId: input.taskId, target }));
+        await CancellationScope.nonCancellable(() => bookkeeping.releaseSlot({ taskId: input.taskId, target }));
       }
     }
     return await fail({ code: 'AllTargetsFailed', message: summarize(state) });
@@ -190,10 +190,11 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
 async function probeTarget(
   prober: Pick<Activities, 'probe'>,
   taskId: string,
+  projectId: string,
   target: RouteTarget,
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
-    await prober.probe({ taskId, target });
+    await prober.probe({ taskId, projectId, target });
     return { ok: true };
   } catch (err) {
     if (isCancellation(err)) throw err;

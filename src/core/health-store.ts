@@ -1,0 +1,32 @@
+import type { Redis } from 'ioredis';
+import type { HealthSignal } from './routing.ts';
+
+// Last probe result per server and target kind: what routing scores by. Kept in Redis so every worker shares it.
+
+interface Stored {
+  healthy: boolean;
+  latencyMs?: number;
+  at: number;
+}
+
+export function createHealthStore(deps: { redis: Redis; keyPrefix?: string; ttlSeconds?: number; now?: () => number }) {
+  const prefix = deps.keyPrefix ?? '';
+  const ttl = deps.ttlSeconds ?? 600;
+  const now = deps.now ?? Date.now;
+  const key = (serverId: string, kind: string, scope?: string) => `${prefix}health:${serverId}:${kind}${scope ? `:${scope}` : ''}`;
+
+  return {
+    async record(serverId: string, kind: 'oracle' | 'space', result: { healthy: boolean; latencyMs?: number }, scope?: string) {
+      const value: Stored = { healthy: result.healthy, latencyMs: result.latencyMs, at: now() };
+      await deps.redis.set(key(serverId, kind, scope), JSON.stringify(value), 'EX', ttl);
+    },
+    async read(serverId: string, kind: 'oracle' | 'space', scope?: string): Promise<HealthSignal | undefined> {
+      const raw = await deps.redis.get(key(serverId, kind, scope));
+      if (!raw) return undefined;
+      const s = JSON.parse(raw) as Stored;
+      return { healthy: s.healthy, latencyMs: s.latencyMs, ageMs: now() - s.at };
+    },
+  };
+}
+
+export type HealthStore = ReturnType<typeof createHealthStore>;

@@ -1,0 +1,247 @@
+import type { Redis } from 'ioredis';
+import type { Db } from '../db/create-db.ts';
+import type { McpTransport } from '../../workflows/contracts.ts';
+import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
+import { isUuid } from './projects.ts';
+import * as repo from './registry-repository.ts';
+
+export interface McpTool {
+  name: string;
+  description: string | null;
+  inputSchema: Record<string, unknown>;
+  heavy: boolean;
+  capabilities: string[];
+  timeoutMs: number | null;
+}
+
+export interface McpServer {
+  id: string;
+  name: string;
+  description: string | null;
+  oracleUrl: string | null;
+  transport: McpTransport;
+  healthPath: string | null;
+  canRunOnUserSpace: boolean;
+  fallbackToOracle: boolean;
+  location: string | null;
+  cost: number;
+  maxConcurrency: number | null;
+  enabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface DiscoveredTool {
+  name: string;
+  description?: string;
+  inputSchema: Record<string, unknown>;
+}
+
+/** Reads a server's tools with MCP tools/list. Injected so the registry knows nothing of the MCP client. */
+export type DiscoverTools = (endpoint: { url: string; transport: McpTransport }) => Promise<DiscoveredTool[]>;
+
+export interface ServerSettings {
+  description?: string | null;
+  oracleUrl?: string | null;
+  transport?: McpTransport;
+  healthPath?: string | null;
+  canRunOnUserSpace?: boolean;
+  fallbackToOracle?: boolean;
+  location?: string | null;
+  cost?: number;
+  maxConcurrency?: number | null;
+  enabled?: boolean;
+  heavyTools?: string[];
+  capabilities?: Record<string, string[]>;
+  toolTimeouts?: Record<string, number>;
+  /** Declared tools, for a server without an oracle to discover them from. */
+  tools?: DiscoveredTool[];
+}
+
+export interface Offering {
+  server: McpServer;
+  tool: McpTool;
+}
+
+function toServer(r: repo.ServerRow): McpServer {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    oracleUrl: r.oracle_url,
+    transport: r.transport as McpTransport,
+    healthPath: r.health_path,
+    canRunOnUserSpace: r.can_run_on_user_space,
+    fallbackToOracle: r.fallback_to_oracle,
+    location: r.location,
+    cost: r.cost,
+    maxConcurrency: r.max_concurrency,
+    enabled: r.enabled,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  };
+}
+
+function toTool(r: repo.ToolRow): McpTool {
+  return {
+    name: r.name,
+    description: r.description,
+    inputSchema: r.input_schema,
+    heavy: r.heavy,
+    capabilities: r.capabilities,
+    timeoutMs: r.timeout_ms,
+  };
+}
+
+export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverTools; keyPrefix?: string; cacheTtlSeconds?: number }) {
+  const { db, redis } = deps;
+  const prefix = deps.keyPrefix ?? '';
+  const versionKey = `${prefix}registry:version`;
+  const ttl = deps.cacheTtlSeconds ?? 300;
+
+  // Every change bumps the version, so every cached lookup of the old version is dead at once.
+  const invalidate = async () => {
+    await redis.incr(versionKey);
+  };
+
+  async function discoverOrDeclared(settings: { oracleUrl: string | null; transport: McpTransport; tools?: DiscoveredTool[] }) {
+    if (settings.tools) return settings.tools;
+    if (!settings.oracleUrl) {
+      throw new InvalidRequestError('ToolsRequired', 'a server without an oracleUrl must declare its tools');
+    }
+    try {
+      return await deps.discover({ url: settings.oracleUrl, transport: settings.transport });
+    } catch (err) {
+      throw new UnavailableError('DiscoveryFailed', `could not list the tools of ${settings.oracleUrl}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Merges discovered tools with the operator's flags, keeping earlier flags for tools not mentioned now. */
+  function mergeTools(discovered: DiscoveredTool[], settings: ServerSettings, previous: McpTool[]): repo.ToolUpsert[] {
+    const names = new Set(discovered.map((t) => t.name));
+    const mentioned = [...(settings.heavyTools ?? []), ...Object.keys(settings.capabilities ?? {}), ...Object.keys(settings.toolTimeouts ?? {})];
+    const unknown = mentioned.filter((n) => !names.has(n));
+    if (unknown.length > 0) {
+      throw new InvalidRequestError('UnknownTool', `the server does not offer: ${[...new Set(unknown)].join(', ')}`, { tools: unknown });
+    }
+    const before = new Map(previous.map((t) => [t.name, t]));
+    return discovered.map((t) => ({
+      name: t.name,
+      description: t.description ?? null,
+      inputSchema: t.inputSchema,
+      heavy: settings.heavyTools ? settings.heavyTools.includes(t.name) : (before.get(t.name)?.heavy ?? false),
+      capabilities: settings.capabilities?.[t.name] ?? before.get(t.name)?.capabilities ?? [],
+      timeoutMs: settings.toolTimeouts?.[t.name] ?? before.get(t.name)?.timeoutMs ?? null,
+    }));
+  }
+
+  async function find(idOrName: string): Promise<repo.ServerRow> {
+    const row = await repo.findServer(db, idOrName, isUuid(idOrName));
+    if (!row) throw new NotFoundError('Server', idOrName);
+    return row;
+  }
+
+  async function withTools(row: repo.ServerRow): Promise<McpServer & { tools: McpTool[] }> {
+    const tools = await repo.listTools(db, [row.id]);
+    return { ...toServer(row), tools: tools.map(toTool) };
+  }
+
+  return {
+    async register(userId: string, input: ServerSettings & { name: string }): Promise<McpServer & { tools: McpTool[] }> {
+      const transport = input.transport ?? 'auto';
+      if (await repo.findServer(db, input.name, false)) {
+        throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
+      }
+      const discovered = await discoverOrDeclared({ oracleUrl: input.oracleUrl ?? null, transport, tools: input.tools });
+      const tools = mergeTools(discovered, input, []);
+      let row: repo.ServerRow;
+      try {
+        row = await repo.insertServer(db, {
+          name: input.name,
+          description: input.description ?? null,
+          oracle_url: input.oracleUrl ?? null,
+          transport,
+          health_path: input.healthPath ?? null,
+          can_run_on_user_space: input.canRunOnUserSpace ?? false,
+          fallback_to_oracle: input.fallbackToOracle ?? false,
+          location: input.location ?? null,
+          cost: input.cost ?? 0,
+          max_concurrency: input.maxConcurrency ?? null,
+          enabled: input.enabled ?? true,
+          created_by: userId,
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505') throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
+        throw err;
+      }
+      await repo.replaceTools(db, row.id, tools);
+      await invalidate();
+      return withTools(row);
+    },
+
+    async update(idOrName: string, patch: ServerSettings): Promise<McpServer & { tools: McpTool[] }> {
+      const row = await find(idOrName);
+      const current = await withTools(row);
+      const endpointChanged =
+        (patch.oracleUrl !== undefined && patch.oracleUrl !== row.oracle_url) || (patch.transport !== undefined && patch.transport !== row.transport);
+      const oracleUrl = patch.oracleUrl !== undefined ? patch.oracleUrl : row.oracle_url;
+      const transport = patch.transport ?? (row.transport as McpTransport);
+      const discovered =
+        patch.tools ?? (endpointChanged ? await discoverOrDeclared({ oracleUrl, transport }) : current.tools.map(({ name, description, inputSchema }) => ({ name, description: description ?? undefined, inputSchema })));
+      const tools = mergeTools(discovered, patch, current.tools);
+      await repo.updateServer(db, row.id, {
+        ...(patch.description !== undefined && { description: patch.description }),
+        ...(patch.oracleUrl !== undefined && { oracle_url: patch.oracleUrl }),
+        ...(patch.transport !== undefined && { transport: patch.transport }),
+        ...(patch.healthPath !== undefined && { health_path: patch.healthPath }),
+        ...(patch.canRunOnUserSpace !== undefined && { can_run_on_user_space: patch.canRunOnUserSpace }),
+        ...(patch.fallbackToOracle !== undefined && { fallback_to_oracle: patch.fallbackToOracle }),
+        ...(patch.location !== undefined && { location: patch.location }),
+        ...(patch.cost !== undefined && { cost: patch.cost }),
+        ...(patch.maxConcurrency !== undefined && { max_concurrency: patch.maxConcurrency }),
+        ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+      });
+      await repo.replaceTools(db, row.id, tools);
+      await invalidate();
+      return withTools((await repo.findServer(db, row.id, true))!);
+    },
+
+    async refresh(idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
+      const row = await find(idOrName);
+      const current = await withTools(row);
+      const discovered = await discoverOrDeclared({ oracleUrl: row.oracle_url, transport: row.transport as McpTransport });
+      await repo.replaceTools(db, row.id, mergeTools(discovered, {}, current.tools));
+      await invalidate();
+      return withTools(row);
+    },
+
+    async remove(idOrName: string): Promise<void> {
+      const row = await find(idOrName);
+      await repo.deleteServer(db, row.id);
+      await invalidate();
+    },
+
+    async get(idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
+      return withTools(await find(idOrName));
+    },
+
+    async list(): Promise<Array<McpServer & { tools: McpTool[] }>> {
+      const rows = await repo.listServers(db);
+      const tools = await repo.listTools(db, rows.map((r) => r.id));
+      return rows.map((r) => ({ ...toServer(r), tools: tools.filter((t) => t.server_id === r.id).map(toTool) }));
+    },
+
+    /** Enabled servers offering a tool (or capability), cached in Redis until the registry next changes. */
+    async offerings(tool: string): Promise<Offering[]> {
+      const version = (await redis.get(versionKey)) ?? '0';
+      const key = `${prefix}registry:v${version}:tool:${tool}`;
+      const cached = await redis.get(key);
+      if (cached) return JSON.parse(cached) as Offering[];
+      const found = (await repo.findOfferings(db, tool)).map((o) => ({ server: toServer(o.server), tool: toTool(o.tool) }));
+      await redis.set(key, JSON.stringify(found), 'EX', ttl);
+      return found;
+    },
+  };
+}
+
+export type Registry = ReturnType<typeof createRegistry>;

@@ -1,0 +1,97 @@
+import type { RoutePlan, RouteTarget } from '../../workflows/contracts.ts';
+import type { McpServer, McpTool } from './registry.ts';
+
+// The routing rules (DESIGN §5), as a pure function: the planRoute activity calls it and the plan lands in
+// workflow history, so changing these rules never breaks replay of running tasks.
+
+export interface HealthSignal {
+  healthy: boolean;
+  latencyMs?: number;
+  /** Milliseconds since the probe; old signals weigh nothing. */
+  ageMs: number;
+}
+
+export interface RouteCandidate {
+  server: Pick<McpServer, 'id' | 'name' | 'oracleUrl' | 'transport' | 'healthPath' | 'canRunOnUserSpace' | 'fallbackToOracle' | 'cost' | 'maxConcurrency'>;
+  tool: Pick<McpTool, 'name' | 'heavy' | 'timeoutMs'>;
+  /** The project's Space for this server, if bound. */
+  space?: { url: string };
+  health?: { oracle?: HealthSignal; space?: HealthSignal };
+  inFlight?: number;
+}
+
+export interface RouteRequest {
+  tool: string;
+  heavy: boolean;
+  defaultTimeoutMs: number;
+}
+
+const HEALTH_MEMORY_MS = 60_000;
+
+/** Lower is better. Health dominates, then load, latency and cost. */
+export function scoreCandidate(c: RouteCandidate, kind: 'oracle' | 'space'): number {
+  const signal = c.health?.[kind];
+  const fresh = signal && signal.ageMs < HEALTH_MEMORY_MS ? signal : undefined;
+  const healthPenalty = fresh && !fresh.healthy ? 100 : 0;
+  const load = c.server.maxConcurrency ? (c.inFlight ?? 0) / c.server.maxConcurrency : 0;
+  const latency = fresh?.latencyMs ? Math.min(fresh.latencyMs / 1000, 10) : 0;
+  return healthPenalty + load * 10 + latency + c.server.cost;
+}
+
+interface Scored extends RouteTarget {
+  score: number;
+}
+
+function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boolean, defaultTimeoutMs: number): Scored {
+  const url = kind === 'space' ? c.space!.url : c.server.oracleUrl!;
+  return {
+    kind,
+    serverId: c.server.id,
+    serverName: c.server.name,
+    url,
+    transport: c.server.transport,
+    // A user's Space exposes only MCP; the declared health path belongs to the oracle deployment.
+    ...(kind === 'oracle' && c.server.healthPath ? { healthPath: c.server.healthPath } : {}),
+    needsConsent,
+    timeoutMs: c.tool.timeoutMs ?? defaultTimeoutMs,
+    ...(c.server.maxConcurrency ? { maxConcurrency: c.server.maxConcurrency } : {}),
+    score: scoreCandidate(c, kind),
+  };
+}
+
+/** The targets one server offers for this task, in its own preference order. */
+function targetsOf(c: RouteCandidate, req: RouteRequest): Scored[] {
+  const heavy = req.heavy || c.tool.heavy;
+  const hasOracle = !!c.server.oracleUrl;
+  const hasSpace = c.server.canRunOnUserSpace && !!c.space;
+  if (heavy && c.server.canRunOnUserSpace) {
+    const out: Scored[] = [];
+    if (hasSpace) out.push(target(c, 'space', false, req.defaultTimeoutMs));
+    // Moving work meant for the user's Space onto platform infrastructure needs the server's leave and the user's consent.
+    if (hasOracle && c.server.fallbackToOracle) out.push(target(c, 'oracle', true, req.defaultTimeoutMs));
+    return out;
+  }
+  if (hasOracle) return [target(c, 'oracle', false, req.defaultTimeoutMs)];
+  if (hasSpace) return [target(c, 'space', false, req.defaultTimeoutMs)];
+  return [];
+}
+
+export function planRoute(req: RouteRequest, candidates: RouteCandidate[]): RoutePlan {
+  const all = candidates.flatMap((c) => targetsOf(c, req));
+  // Targets that need no consent first (ask a person only when nothing else can run it), then by score;
+  // ties break by server id and kind so the same inputs always give the same plan.
+  all.sort(
+    (a, b) =>
+      Number(a.needsConsent) - Number(b.needsConsent) ||
+      a.score - b.score ||
+      a.serverId.localeCompare(b.serverId) ||
+      a.kind.localeCompare(b.kind),
+  );
+  const targets = all.map(({ score: _score, ...t }) => t);
+  if (targets.length > 0) return { targets };
+  if (candidates.length === 0) return { targets, note: `no enabled server offers the tool "${req.tool}"` };
+  return {
+    targets,
+    note: `the tool "${req.tool}" is heavy and must run on your own Space: bind a Space for ${candidates.map((c) => c.server.name).join(', ')}, or ask for a server that allows running it on the platform`,
+  };
+}

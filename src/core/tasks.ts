@@ -1,0 +1,242 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Db } from '../db/create-db.ts';
+import {
+  TERMINAL_STATUSES,
+  type AttemptRecord,
+  type ConsentDecision,
+  type ResultRef,
+  type TaskState,
+  type TaskStatus,
+} from '../../workflows/contracts.ts';
+import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
+import type { ProjectService } from './projects.ts';
+import { isUuid } from './projects.ts';
+import type { Registry } from './registry.ts';
+import type { ResultView } from './results.ts';
+import type { TaskEvent } from './task-events.ts';
+import * as repo from './tasks-repository.ts';
+
+/** Starts and steers task executions. Implemented over Temporal; the service knows only this shape. */
+export interface TaskRunner {
+  start(task: { taskId: string; workflowId: string; projectId: string; tool: string; heavy: boolean; consentToOracle: boolean; requestId?: string }): Promise<void>;
+  /** Throws NotAwaitingConsentError when the execution is not waiting for a decision. */
+  decideConsent(workflowId: string, decision: ConsentDecision): Promise<TaskState>;
+  cancel(workflowId: string): Promise<void>;
+}
+
+export class NotAwaitingConsentError extends ConflictError {
+  constructor(status: string) {
+    super('NotAwaitingConsent', `the task is not awaiting consent (status: ${status})`, { status });
+  }
+}
+
+export interface TaskView {
+  id: string;
+  projectId: string;
+  tool: string;
+  status: TaskStatus;
+  heavy: boolean;
+  consentToOracle: boolean;
+  target?: Record<string, unknown>;
+  attempts: AttemptRecord[];
+  error?: Record<string, unknown>;
+  result?: unknown;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+export interface SubmitInput {
+  projectId: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+  heavy?: boolean;
+  consentToOracle?: boolean;
+}
+
+interface Deps {
+  db: Db;
+  projects: ProjectService;
+  registry: Registry;
+  runner: TaskRunner;
+  events: { append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent> };
+  results: { describe(taskId: string): Promise<ResultView | undefined> };
+  onFinished?: (status: TaskStatus) => void;
+}
+
+const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
+
+/** Stable JSON (sorted keys) so the same body always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A UUID derived from the caller and their key, so a repeated submission lands on the same task and workflow. */
+function idFromKey(userId: string, key: string): string {
+  const h = createHash('sha256').update(`${userId}\0${key}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function toView(row: repo.TaskRow, result?: ResultView): TaskView {
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    tool: row.tool,
+    status: row.status as TaskStatus,
+    heavy: row.heavy,
+    consentToOracle: row.consent_to_oracle,
+    ...(row.target ? { target: row.target } : {}),
+    attempts: row.attempts as AttemptRecord[],
+    ...(row.error ? { error: row.error } : {}),
+    ...(result ? { result: result.storage === 'inline' ? result.value : result.pointer } : {}),
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    ...(row.finished_at ? { finishedAt: row.finished_at.toISOString() } : {}),
+  };
+}
+
+export function createTaskService(deps: Deps) {
+  const { db } = deps;
+
+  async function visible(userId: string, taskId: string): Promise<repo.TaskRow> {
+    const row = isUuid(taskId) ? await repo.findVisibleTask(db, userId, taskId) : undefined;
+    if (!row) throw new NotFoundError('Task', taskId);
+    return row;
+  }
+
+  return {
+    async submit(userId: string, input: SubmitInput, opts: { idempotencyKey?: string; requestId?: string } = {}): Promise<{ task: TaskView; created: boolean }> {
+      await deps.projects.get(userId, input.projectId);
+      const offerings = await deps.registry.offerings(input.tool);
+      if (offerings.length === 0) {
+        throw new InvalidRequestError('UnknownTool', `no enabled server offers the tool "${input.tool}"`, { tool: input.tool });
+      }
+      const heavy = input.heavy ?? false;
+      const consentToOracle = input.consentToOracle ?? false;
+      const requestHash = createHash('sha256')
+        .update(canonical({ projectId: input.projectId, tool: input.tool, arguments: input.arguments, heavy, consentToOracle }))
+        .digest('hex');
+      const id = opts.idempotencyKey ? idFromKey(userId, opts.idempotencyKey) : randomUUID();
+      const workflowId = `task-${id}`;
+
+      const created = await repo.insertTask(db, {
+        id,
+        project_id: input.projectId,
+        created_by: userId,
+        tool: input.tool,
+        arguments: JSON.stringify(input.arguments),
+        heavy,
+        consent_to_oracle: consentToOracle,
+        idempotency_key: opts.idempotencyKey ?? null,
+        request_hash: requestHash,
+        workflow_id: workflowId,
+        status: 'queued',
+        target: null,
+        attempts: '[]',
+        error: null,
+      });
+      if (!created) {
+        const existing = await repo.findTask(db, id);
+        if (!existing || existing.request_hash !== requestHash) {
+          throw new ConflictError('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
+        }
+      } else {
+        await deps.events.append(id, 'status', { status: 'queued' });
+      }
+
+      try {
+        // Also on a repeat: if the first attempt stored the task but could not start it, this starts it now.
+        await deps.runner.start({ taskId: id, workflowId, projectId: input.projectId, tool: input.tool, heavy, consentToOracle, requestId: opts.requestId });
+      } catch (err) {
+        if (created && !opts.idempotencyKey) {
+          await this.recordState(id, { status: 'failed', attempts: [], consent: 'not_needed', error: { code: 'StartFailed', message: 'the task could not be started' } });
+        }
+        throw new UnavailableError('SchedulerUnavailable', 'the task scheduler is unavailable; try again shortly', { cause: (err as Error).message });
+      }
+      return { task: toView((await repo.findTask(db, id))!), created };
+    },
+
+    async get(userId: string, taskId: string): Promise<TaskView> {
+      const row = await visible(userId, taskId);
+      const result = row.status === 'succeeded' ? await deps.results.describe(row.id) : undefined;
+      return toView(row, result);
+    },
+
+    async list(userId: string, q: { projectId?: string; status?: TaskStatus; limit: number; cursor?: string }): Promise<{ items: TaskView[]; nextCursor?: string }> {
+      if (q.projectId) await deps.projects.get(userId, q.projectId);
+      let before: { createdAt: Date; id: string } | undefined;
+      if (q.cursor) {
+        const [ts, id] = Buffer.from(q.cursor, 'base64url').toString('utf8').split('|');
+        const createdAt = new Date(ts ?? '');
+        if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime())) throw new InvalidRequestError('InvalidCursor', 'the cursor is not one this API returned');
+        before = { createdAt, id };
+      }
+      const rows = await repo.listVisibleTasks(db, userId, { projectId: q.projectId, status: q.status, limit: q.limit + 1, before });
+      const page = rows.slice(0, q.limit);
+      const last = page.at(-1);
+      return {
+        items: page.map((r) => toView(r)),
+        ...(rows.length > q.limit && last ? { nextCursor: Buffer.from(`${last.created_at.toISOString()}|${last.id}`).toString('base64url') } : {}),
+      };
+    },
+
+    async decideConsent(userId: string, taskId: string, decision: ConsentDecision): Promise<TaskState> {
+      const row = await visible(userId, taskId);
+      if (row.status !== 'awaiting_consent') throw new NotAwaitingConsentError(row.status);
+      return deps.runner.decideConsent(row.workflow_id, decision);
+    },
+
+    async cancel(userId: string, taskId: string): Promise<TaskView> {
+      const row = await visible(userId, taskId);
+      if (isTerminal(row.status)) throw new ConflictError('TaskFinished', `the task already ended (status: ${row.status})`, { status: row.status });
+      await deps.runner.cancel(row.workflow_id);
+      return toView((await repo.findTask(db, row.id))!);
+    },
+
+    /** The project a visible task belongs to, for checks before streaming. */
+    async require(userId: string, taskId: string): Promise<TaskView> {
+      return toView(await visible(userId, taskId));
+    },
+
+    /** Written by the workflow (through an activity) on every transition: the API's read model plus the event log. */
+    async recordState(taskId: string, state: TaskState, detail?: Record<string, unknown>): Promise<void> {
+      const row = await repo.findTask(db, taskId);
+      if (!row) throw new NotFoundError('Task', taskId);
+      // A retried write after the end: finish only what a crash may have left undone.
+      if (isTerminal(row.status) && (await repo.hasTerminalEvent(db, taskId))) return;
+      const finished = isTerminal(state.status);
+      await repo.updateTaskState(db, taskId, {
+        status: state.status,
+        target: state.target ?? null,
+        attempts: state.attempts,
+        error: state.error ? { ...state.error } : null,
+        finished,
+      });
+      if (state.error && finished) await deps.events.append(taskId, 'error', { ...state.error });
+      await deps.events.append(taskId, 'status', {
+        status: state.status,
+        ...(state.target ? { target: state.target } : {}),
+        ...(state.consent !== 'not_needed' ? { consent: state.consent } : {}),
+        ...(state.consentDeadline ? { consentDeadline: state.consentDeadline } : {}),
+        ...(detail ? { detail } : {}),
+      });
+      if (finished) deps.onFinished?.(state.status);
+    },
+
+    async recordSuccess(taskId: string, ref: ResultRef, state: TaskState): Promise<void> {
+      const row = await repo.findTask(db, taskId);
+      if (!row) throw new NotFoundError('Task', taskId);
+      if (isTerminal(row.status) && (await repo.hasTerminalEvent(db, taskId))) return;
+      await repo.updateTaskState(db, taskId, { status: 'succeeded', target: state.target ?? null, attempts: state.attempts, error: null, finished: true });
+      await deps.events.append(taskId, 'result', { ...ref });
+      await deps.events.append(taskId, 'status', { status: 'succeeded', ...(state.target ? { target: state.target } : {}) });
+      deps.onFinished?.('succeeded');
+    },
+  };
+}
+
+export type TaskService = ReturnType<typeof createTaskService>;
