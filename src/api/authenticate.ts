@@ -1,0 +1,40 @@
+import type Koa from 'koa';
+import { InvalidTokenError } from '../core/auth-tokens.ts';
+import type { Logger } from '../lib/logger.ts';
+import { Problem } from './problem.ts';
+
+export interface AppState {
+  user: { id: string; login: string };
+  requestId: string;
+  log: Logger;
+}
+
+// RFC 6750 §2.1: b64token after the scheme, nothing else.
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+export function authenticate(tokens: { verify(t: string): Promise<{ userId: string; login: string }> }): Koa.Middleware {
+  return async function requireBearer(ctx, next) {
+    const header = ctx.get('Authorization');
+    if (header === '' || !/^Bearer(\s|$)/i.test(header)) {
+      throw new Problem(401, 'Unauthenticated', 'Unauthenticated', 'send Authorization: Bearer <token>', undefined, {
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    }
+    const token = BEARER.exec(header)?.[1];
+    let verified: { userId: string; login: string };
+    try {
+      if (token === undefined) throw new InvalidTokenError('malformed token');
+      verified = await tokens.verify(token);
+    } catch (err) {
+      if (!(err instanceof InvalidTokenError)) throw err;
+      // Keep the header a valid quoted-string whatever a verifier put in its reason.
+      const description = err.reason.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '');
+      throw new Problem(401, 'InvalidToken', 'Invalid Token', err.reason, undefined, {
+        headers: { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description}"` },
+      });
+    }
+    const state = ctx.state as Partial<AppState>;
+    state.user = { id: verified.userId, login: verified.login };
+    return next();
+  };
+}

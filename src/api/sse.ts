@@ -1,0 +1,108 @@
+import type Koa from 'koa';
+import { Problem } from './problem.ts';
+
+export interface EventStream {
+  // false once the socket buffer is full (or the stream closed): the caller should slow down.
+  send(ev: { id?: number | string; event: string; data: unknown }): boolean;
+  // Resolves when the buffer has drained or the stream closed.
+  waitForDrain(): Promise<void>;
+  close(): void;
+  readonly closed: Promise<void>;
+  readonly isClosed: boolean;
+}
+
+const DEFAULT_RETRY_MS = 3000;
+// The SSE parser splits lines on CR, LF and CRLF; none may appear inside a field.
+const LINE_BREAK = /\r\n|\r|\n/;
+
+function field(name: string, value: string): string {
+  if (/[\r\n\0]/.test(value)) throw new TypeError(`SSE ${name} must not contain line breaks or NUL`);
+  return `${name}: ${value}\n`;
+}
+
+function frame(ev: { id?: number | string; event: string; data: unknown }): string {
+  let out = '';
+  if (ev.id !== undefined) out += field('id', String(ev.id));
+  out += field('event', ev.event);
+  const json = JSON.stringify(ev.data) ?? 'null';
+  for (const line of json.split(LINE_BREAK)) out += `data: ${line}\n`;
+  return `${out}\n`;
+}
+
+export function openEventStream(ctx: Koa.Context, opts: { heartbeatMs: number; retryMs?: number }): EventStream {
+  const { res, req } = ctx;
+  ctx.status = 200;
+  ctx.set({
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache',
+    Connection: 'keep-alive',
+    // nginx buffers proxied responses unless told not to, which would hold events back.
+    'X-Accel-Buffering': 'no',
+  });
+  // We write to the socket ourselves; Koa must not try to send a body when the chain returns.
+  ctx.respond = false;
+  req.socket.setNoDelay(true);
+  req.socket.setKeepAlive(true);
+  req.setTimeout(0);
+  res.flushHeaders();
+
+  let isClosed = false;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    resolveClosed = resolve;
+  });
+
+  const heartbeat = setInterval(() => {
+    if (!isClosed && !res.writableNeedDrain) res.write(': heartbeat\n\n');
+  }, opts.heartbeatMs);
+
+  const finish = () => {
+    if (isClosed) return;
+    isClosed = true;
+    clearInterval(heartbeat);
+    res.off('close', finish);
+    res.off('error', finish);
+    resolveClosed();
+  };
+  res.on('close', finish);
+  res.on('error', finish);
+
+  res.write(`retry: ${opts.retryMs ?? DEFAULT_RETRY_MS}\n\n`);
+
+  return {
+    send(ev) {
+      const text = frame(ev);
+      if (isClosed || res.writableEnded) return false;
+      return res.write(text);
+    },
+    waitForDrain() {
+      if (isClosed || !res.writableNeedDrain) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    },
+    close() {
+      if (!res.writableEnded) res.end();
+      finish();
+    },
+    closed,
+    get isClosed() {
+      return isClosed;
+    },
+  };
+}
+
+export function parseLastEventId(header: string | undefined): number | undefined {
+  if (header === undefined || header === '') return undefined;
+  const value = /^\d{1,16}$/.test(header) ? Number(header) : Number.NaN;
+  if (!Number.isSafeInteger(value)) {
+    throw new Problem(400, 'InvalidLastEventId', 'Invalid Last-Event-ID', 'Last-Event-ID must be a non-negative integer');
+  }
+  return value;
+}

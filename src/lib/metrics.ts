@@ -1,0 +1,49 @@
+import { Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+// HTTP calls are milliseconds; an SSE stream or a slow tool call can last minutes.
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const DISPATCH_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+export function createMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    httpRequestDuration: new Histogram<'method' | 'route' | 'status'>({
+      name: 'orchestrator_http_request_duration_seconds',
+      help: 'HTTP request duration by method, matched route pattern and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    }),
+    tasksTotal: new Counter<'outcome'>({
+      name: 'orchestrator_tasks_total',
+      help: 'Tasks that reached a terminal state, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    dispatchDuration: new Histogram<'target_kind' | 'outcome'>({
+      name: 'orchestrator_dispatch_duration_seconds',
+      help: 'Duration of one MCP tool call dispatch, by target kind and outcome',
+      labelNames: ['target_kind', 'outcome'],
+      buckets: DISPATCH_BUCKETS,
+      registers,
+    }),
+    dispatchesInFlight: new Gauge({
+      name: 'orchestrator_dispatches_in_flight',
+      help: 'MCP tool call dispatches currently running',
+      registers,
+    }),
+    eventsPublished: new Counter<'type'>({
+      name: 'orchestrator_events_published_total',
+      help: 'Task events published, by event type',
+      labelNames: ['type'],
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+}
