@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import type { Db } from '../db/create-db.ts';
+import type { ResultRef } from '../../workflows/contracts.ts';
+import { BlobNotFoundError, type BlobStore } from './blob-store.ts';
+import { DomainError } from './errors.ts';
+
+/** A pointer result whose bytes are no longer in the blob store. */
+export class ResultGoneError extends DomainError {
+  constructor(taskId: string, location: string, options?: { cause?: unknown }) {
+    super('ResultGone', `the stored result of task "${taskId}" is no longer available`, { taskId, location });
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+export interface ResultPointer {
+  type: 'pointer';
+  location: string;
+  size: number;
+  sha256: string;
+  mediaType: string;
+}
+
+export type ResultView =
+  | { storage: 'inline'; mediaType: string; size: number; sha256: string; value: unknown }
+  | { storage: 'pointer'; pointer: ResultPointer };
+
+export interface ResultBody {
+  mediaType: string;
+  size: number;
+  sha256: string;
+  body: Buffer | Readable;
+}
+
+interface StoredResult {
+  content: Buffer | null;
+  location: string | null;
+  size: number;
+  sha256: string;
+  mediaType: string;
+}
+
+// Repository: the only SQL for results.
+
+async function upsertResult(db: Db, taskId: string, r: StoredResult): Promise<void> {
+  const row = { content: r.content, location: r.location, size: r.size, sha256: r.sha256, media_type: r.mediaType };
+  await db
+    .insertInto('results')
+    .values({ task_id: taskId, ...row })
+    .onConflict((oc) => oc.column('task_id').doUpdateSet(row))
+    .execute();
+}
+
+async function findResult(db: Db, taskId: string): Promise<StoredResult | undefined> {
+  const row = await db
+    .selectFrom('results')
+    .select(['content', 'location', 'size', 'sha256', 'media_type'])
+    .where('task_id', '=', taskId)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return { content: row.content, location: row.location, size: Number(row.size), sha256: row.sha256, mediaType: row.media_type };
+}
+
+const EXTENSIONS: Record<string, string> = {
+  'application/json': '.json',
+  'text/plain': '.txt',
+  'text/markdown': '.md',
+  'text/csv': '.csv',
+  'text/html': '.html',
+  'image/png': '.png',
+  'image/jpeg': '.jpg',
+  'application/pdf': '.pdf',
+};
+
+function essence(mediaType: string): string {
+  return mediaType.split(';')[0]!.trim().toLowerCase();
+}
+
+function extensionFor(mediaType: string): string {
+  const e = essence(mediaType);
+  return EXTENSIONS[e] ?? (e.endsWith('+json') ? '.json' : '.bin');
+}
+
+function isJson(mediaType: string): boolean {
+  const e = essence(mediaType);
+  return e === 'application/json' || e.endsWith('+json');
+}
+
+function decodeInline(content: Buffer, mediaType: string): unknown {
+  const text = content.toString('utf8');
+  if (!isJson(mediaType)) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Mislabelled content still reaches the client, as text, rather than failing the read.
+    return text;
+  }
+}
+
+export function sha256Hex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function createResultService(deps: {
+  db: Db;
+  redis: Redis;
+  blobs: BlobStore;
+  inlineMaxBytes: number;
+  cacheTtlSeconds?: number;
+  keyPrefix?: string;
+}) {
+  const { db, redis, blobs, inlineMaxBytes } = deps;
+  const ttl = deps.cacheTtlSeconds ?? 3600;
+  const prefix = deps.keyPrefix ?? '';
+  const cacheKey = (taskId: string) => `${prefix}result:${taskId}`;
+
+  async function readCache(taskId: string): Promise<(StoredResult & { content: Buffer }) | undefined> {
+    const h = await redis.hgetallBuffer(cacheKey(taskId));
+    if (!h.content || !h.sha256 || !h.size || !h.media_type) return undefined;
+    return {
+      content: h.content,
+      location: null,
+      size: Number(h.size.toString()),
+      sha256: h.sha256.toString(),
+      mediaType: h.media_type.toString(),
+    };
+  }
+
+  async function writeCache(taskId: string, r: StoredResult & { content: Buffer }): Promise<void> {
+    const key = cacheKey(taskId);
+    await redis
+      .multi()
+      .del(key)
+      .hset(key, { content: r.content, size: String(r.size), sha256: r.sha256, media_type: r.mediaType })
+      .expire(key, ttl)
+      .exec();
+  }
+
+  /** Inline results come from the cache when they can; the row fills it on a miss. Pointers are never cached. */
+  async function load(taskId: string): Promise<StoredResult | undefined> {
+    const cached = await readCache(taskId);
+    if (cached) return cached;
+    const row = await findResult(db, taskId);
+    if (row?.content) await writeCache(taskId, { ...row, content: row.content });
+    return row;
+  }
+
+  return {
+    async save(taskId: string, content: Buffer, mediaType: string): Promise<ResultRef> {
+      const size = content.length;
+      const sha256 = sha256Hex(content);
+      if (size <= inlineMaxBytes) {
+        await upsertResult(db, taskId, { content, location: null, size, sha256, mediaType });
+      } else {
+        const { location } = await blobs.put(`tasks/${taskId}/result${extensionFor(mediaType)}`, content, mediaType);
+        await upsertResult(db, taskId, { content: null, location, size, sha256, mediaType });
+      }
+      // A retried dispatch may have replaced an earlier result: never serve the old bytes from the cache.
+      await redis.del(cacheKey(taskId));
+      return { storage: size <= inlineMaxBytes ? 'inline' : 'pointer', size, sha256, mediaType };
+    },
+
+    async describe(taskId: string): Promise<ResultView | undefined> {
+      const r = await load(taskId);
+      if (!r) return undefined;
+      if (r.content) {
+        return { storage: 'inline', mediaType: r.mediaType, size: r.size, sha256: r.sha256, value: decodeInline(r.content, r.mediaType) };
+      }
+      return {
+        storage: 'pointer',
+        pointer: { type: 'pointer', location: r.location!, size: r.size, sha256: r.sha256, mediaType: r.mediaType },
+      };
+    },
+
+    async open(taskId: string): Promise<ResultBody | undefined> {
+      const r = await load(taskId);
+      if (!r) return undefined;
+      if (r.content) return { mediaType: r.mediaType, size: r.size, sha256: r.sha256, body: r.content };
+      try {
+        const { stream } = await blobs.open(r.location!);
+        return { mediaType: r.mediaType, size: r.size, sha256: r.sha256, body: stream };
+      } catch (err) {
+        if (err instanceof BlobNotFoundError) throw new ResultGoneError(taskId, r.location!, { cause: err });
+        throw err;
+      }
+    },
+
+    async warmCache(taskId: string): Promise<void> {
+      const row = await findResult(db, taskId);
+      if (row?.content) await writeCache(taskId, { ...row, content: row.content });
+    },
+  };
+}
+
+export type ResultService = ReturnType<typeof createResultService>;
