@@ -1,0 +1,60 @@
+import { connectMcp, raceAbort, startDeadline } from './connect.ts';
+import type { McpEndpoint } from './connect.ts';
+import { McpHttpError, McpTimeoutError, McpUnreachableError, toMcpClientError, truncate } from './errors.ts';
+
+export interface ProbeResult {
+  healthy: boolean;
+  latencyMs: number;
+  reason?: string;
+}
+
+/**
+ * With `healthPath`: GET it (against the endpoint's origin), 2xx = healthy. Otherwise an MCP handshake:
+ * initialize + ping. Never throws; `reason` is short and never contains headers or tokens.
+ */
+export async function probeEndpoint(
+  endpoint: McpEndpoint,
+  opts: { healthPath?: string; timeoutMs: number; signal?: AbortSignal },
+): Promise<ProbeResult> {
+  const started = performance.now();
+  const deadline = startDeadline(opts.timeoutMs, opts.signal);
+  const latency = () => Math.round(performance.now() - started);
+  try {
+    if (opts.healthPath !== undefined) {
+      const status = await getHealth(endpoint, opts.healthPath, deadline.signal);
+      return status >= 200 && status < 300
+        ? { healthy: true, latencyMs: latency() }
+        : { healthy: false, latencyMs: latency(), reason: `HTTP ${status}` };
+    }
+    const conn = await connectMcp(endpoint, { signal: deadline.signal, timeoutMs: deadline.remainingMs() });
+    try {
+      await raceAbort(
+        Promise.race([conn.client.ping({ signal: deadline.signal, timeout: deadline.remainingMs() }), conn.lost]),
+        deadline.signal,
+      );
+    } finally {
+      await conn.close();
+    }
+    return { healthy: true, latencyMs: latency() };
+  } catch (e) {
+    return { healthy: false, latencyMs: latency(), reason: describe(e, deadline.signal, opts.timeoutMs) };
+  } finally {
+    deadline.dispose();
+  }
+}
+
+async function getHealth(endpoint: McpEndpoint, healthPath: string, signal: AbortSignal): Promise<number> {
+  const url = new URL(healthPath, new URL(endpoint.url).origin);
+  // Redirects could carry the endpoint's Authorization header to another host.
+  const res = await fetch(url, { method: 'GET', headers: endpoint.headers ?? {}, signal, redirect: 'manual' });
+  await res.body?.cancel().catch(() => {});
+  return res.status;
+}
+
+function describe(e: unknown, signal: AbortSignal, timeoutMs: number): string {
+  const err = toMcpClientError(e, { signal, timeoutMs });
+  if (err instanceof McpTimeoutError) return `timed out after ${timeoutMs} ms`;
+  if (err instanceof McpHttpError) return `HTTP ${err.status}`;
+  if (err instanceof McpUnreachableError) return err.message;
+  return truncate(err.message, 200);
+}

@@ -1,0 +1,288 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+
+type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+export type TestMcpTransport = 'streamable-http' | 'sse-only' | 'both';
+
+export interface TestMcpServerOptions {
+  name?: string;
+  port?: number;
+  transport?: TestMcpTransport;
+  requireBearer?: string;
+}
+
+export interface TestMcpServer {
+  /** Streamable HTTP endpoint (in 'sse-only' mode a GET here opens a legacy SSE stream instead). */
+  url: string;
+  /** Legacy HTTP+SSE endpoint (GET opens the stream, POSTs go to /messages). */
+  sseUrl: string;
+  origin: string;
+  port: number;
+  /** 'down': every request gets 503. 'fail-calls': tools/call requests get 503, everything else works. */
+  mode: 'up' | 'down' | 'fail-calls';
+  /** Fail this many upcoming tools/call requests with 503, then recover. */
+  failNextCalls: number;
+  /** Tool executions (requests rejected before reaching a tool are not counted). */
+  callCount(tool?: string): number;
+  inFlight(): number;
+  maxInFlight(): number;
+  resetStats(): void;
+  /** Every Authorization header received, in order. */
+  seenAuthorization(): string[];
+  /** Legacy SSE streams currently open (a client that closed properly leaves none). */
+  openSseStreams(): number;
+  stop(): Promise<void>;
+  /** Listen again on the same port. */
+  restart(): Promise<void>;
+}
+
+const PATTERN = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+/** The exact text the `large` tool returns for `bytes`, for comparisons in tests. */
+export function largeText(bytes: number): string {
+  return PATTERN.repeat(Math.ceil(bytes / PATTERN.length)).slice(0, bytes);
+}
+
+interface Stats {
+  calls: Map<string, number>;
+  inFlight: number;
+  maxInFlight: number;
+  authorization: string[];
+}
+
+export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promise<TestMcpServer> {
+  const name = opts.name ?? 'test-mcp';
+  const transport = opts.transport ?? 'both';
+  const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [] };
+  const sseSessions = new Map<string, SSEServerTransport>();
+  const sockets = new Set<Socket>();
+
+  const state: TestMcpServer = {
+    url: '',
+    sseUrl: '',
+    origin: '',
+    port: opts.port ?? 0,
+    mode: 'up',
+    failNextCalls: 0,
+    callCount: (tool) =>
+      tool === undefined ? [...stats.calls.values()].reduce((a, b) => a + b, 0) : (stats.calls.get(tool) ?? 0),
+    inFlight: () => stats.inFlight,
+    maxInFlight: () => stats.maxInFlight,
+    resetStats: () => {
+      stats.calls.clear();
+      stats.maxInFlight = stats.inFlight;
+      stats.authorization.length = 0;
+    },
+    seenAuthorization: () => [...stats.authorization],
+    openSseStreams: () => sseSessions.size,
+    stop: async () => {
+      for (const t of sseSessions.values()) await t.close().catch(() => {});
+      sseSessions.clear();
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+    },
+    restart: async () => {
+      await listen(http, state.port);
+    },
+  };
+
+  const shouldFailCall = (body: unknown): boolean => {
+    if (!isToolsCall(body)) return false;
+    if (state.mode === 'fail-calls') return true;
+    if (state.failNextCalls > 0) {
+      state.failNextCalls--;
+      return true;
+    }
+    return false;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const auth = req.headers.authorization;
+    if (auth !== undefined) stats.authorization.push(auth);
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const sessionId = new URL(req.url ?? '/', 'http://localhost').searchParams.get('sessionId');
+
+    if (state.mode === 'down') return plain(res, 503, 'service unavailable');
+    if (opts.requireBearer !== undefined && auth !== `Bearer ${opts.requireBearer}`) {
+      return plain(res, 401, 'unauthorized');
+    }
+    if (path === '/health' && req.method === 'GET') return plain(res, 200, 'ok');
+
+    const legacy = transport !== 'streamable-http';
+    const streamable = transport !== 'sse-only';
+
+    if (path === '/mcp' && streamable) {
+      // Stateless server: nothing to stream outside a POST, no session to delete.
+      if (req.method !== 'POST') return plain(res, 405, 'method not allowed');
+      const body = await readJson(req);
+      if (body === undefined) return plain(res, 400, 'invalid JSON');
+      if (shouldFailCall(body)) return plain(res, 503, 'tools/call unavailable');
+      const server = buildServer(name, stats);
+      const t = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      // The client going away (abort, close) must abort the running tool handler.
+      res.on('close', () => {
+        void t.close();
+        void server.close();
+      });
+      await server.connect(t);
+      await t.handleRequest(req, res, body);
+      return;
+    }
+
+    if ((path === '/sse' || path === '/mcp') && legacy) {
+      if (req.method !== 'GET') return plain(res, 405, 'method not allowed');
+      const server = buildServer(name, stats);
+      const t = new SSEServerTransport('/messages', res);
+      sseSessions.set(t.sessionId, t);
+      res.on('close', () => {
+        sseSessions.delete(t.sessionId);
+        void server.close();
+      });
+      await server.connect(t);
+      return;
+    }
+
+    if (path === '/messages' && legacy && req.method === 'POST') {
+      const t = sessionId ? sseSessions.get(sessionId) : undefined;
+      if (!t) return plain(res, 404, 'unknown session');
+      const body = await readJson(req);
+      if (body === undefined) return plain(res, 400, 'invalid JSON');
+      if (shouldFailCall(body)) return plain(res, 503, 'tools/call unavailable');
+      await t.handlePostMessage(req, res, body);
+      return;
+    }
+
+    return plain(res, 404, 'not found');
+  };
+
+  const http = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) plain(res, 500, 'internal error');
+      else res.destroy();
+    });
+  });
+  http.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  await listen(http, state.port);
+  const address = http.address();
+  if (address === null || typeof address === 'string') throw new Error('test MCP server has no TCP address');
+  state.port = address.port;
+  state.origin = `http://127.0.0.1:${address.port}`;
+  state.url = `${state.origin}/mcp`;
+  state.sseUrl = `${state.origin}/sse`;
+  return state;
+}
+
+function buildServer(name: string, stats: Stats): McpServer {
+  const server = new McpServer({ name, version: '1.0.0' });
+
+  const counted = <A, R>(tool: string, fn: (args: A, extra: ToolExtra) => Promise<R>) => {
+    return async (args: A, extra: ToolExtra): Promise<R> => {
+      stats.calls.set(tool, (stats.calls.get(tool) ?? 0) + 1);
+      stats.inFlight++;
+      stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+      try {
+        return await fn(args, extra);
+      } finally {
+        stats.inFlight--;
+      }
+    };
+  };
+
+  server.registerTool(
+    'echo',
+    { description: 'Echoes text back', inputSchema: { text: z.string() } },
+    counted('echo', async ({ text }: { text: string }) => ({ content: [{ type: 'text' as const, text }] })),
+  );
+
+  server.registerTool(
+    'slow',
+    {
+      description: 'Sleeps ms milliseconds, reporting progress in steps',
+      inputSchema: { ms: z.number().int().min(0), steps: z.number().int().min(1).optional() },
+    },
+    counted('slow', async ({ ms, steps }: { ms: number; steps?: number }, extra) => {
+      const n = steps ?? 1;
+      const token = extra._meta?.progressToken;
+      const started = Date.now();
+      for (let i = 1; i <= n; i++) {
+        await sleep(ms / n, undefined, { signal: extra.signal });
+        if (token !== undefined) {
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken: token, progress: i, total: n, message: `step ${i}` },
+          });
+        }
+      }
+      return { content: [{ type: 'text' as const, text: `done after ${Date.now() - started} ms` }] };
+    }),
+  );
+
+  server.registerTool(
+    'large',
+    { description: 'Returns a text of exactly `bytes` characters', inputSchema: { bytes: z.number().int().min(0) } },
+    counted('large', async ({ bytes }: { bytes: number }) => ({
+      content: [{ type: 'text' as const, text: largeText(bytes) }],
+    })),
+  );
+
+  server.registerTool(
+    'fail',
+    { description: 'Always reports a tool error', inputSchema: { message: z.string() } },
+    counted('fail', async ({ message }: { message: string }) => ({
+      content: [{ type: 'text' as const, text: message }],
+      isError: true,
+    })),
+  );
+
+  server.registerTool(
+    'whoami',
+    { description: "Returns this server's name", inputSchema: {} },
+    counted('whoami', async () => ({ content: [{ type: 'text' as const, text: name }] })),
+  );
+
+  return server;
+}
+
+function isToolsCall(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some((m) => m !== null && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call');
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function plain(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(text);
+}
+
+function listen(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
