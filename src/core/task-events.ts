@@ -1,0 +1,103 @@
+import type { Redis } from 'ioredis';
+import type { Db } from '../db/create-db.ts';
+import { NotFoundError } from './errors.ts';
+
+/** One entry of a task's ordered log: what SSE replays (`id:` is `seq`) and what audits read. */
+export interface TaskEvent {
+  taskId: string;
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+export class TaskNotFoundError extends NotFoundError {
+  constructor(taskId: string) {
+    super('Task', taskId);
+  }
+}
+
+export function taskEventChannel(channelPrefix: string, taskId: string): string {
+  return `${channelPrefix}task-events:${taskId}`;
+}
+
+// Repository: the only SQL for task events.
+
+/**
+ * Takes the next seq and writes the event in one transaction. The UPDATE holds the task row's lock until
+ * commit, so appenders of one task run one after another and commit order equals seq order: a reader that
+ * sees seq N committed can rely on every seq below N being committed too.
+ */
+async function insertNextEvent(db: Db, taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const task = await trx
+      .updateTable('tasks')
+      .set((eb) => ({ event_seq: eb('event_seq', '+', 1) }))
+      .where('id', '=', taskId)
+      .returning('event_seq')
+      .executeTakeFirst();
+    if (!task) return undefined;
+    const row = await trx
+      .insertInto('task_events')
+      .values({ task_id: taskId, seq: task.event_seq, type, data: JSON.stringify(data) })
+      .returning(['seq', 'type', 'data', 'created_at'])
+      .executeTakeFirstOrThrow();
+    return { taskId, seq: row.seq, type: row.type, data: row.data, createdAt: row.created_at.toISOString() };
+  });
+}
+
+async function selectEventsAfter(db: Db, taskId: string, afterSeq: number, limit: number): Promise<TaskEvent[]> {
+  const rows = await db
+    .selectFrom('task_events')
+    .select(['seq', 'type', 'data', 'created_at'])
+    .where('task_id', '=', taskId)
+    .where('seq', '>', afterSeq)
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ taskId, seq: r.seq, type: r.type, data: r.data, createdAt: r.created_at.toISOString() }));
+}
+
+async function selectEventSeq(db: Db, taskId: string): Promise<number | undefined> {
+  const row = await db.selectFrom('tasks').select('event_seq').where('id', '=', taskId).executeTakeFirst();
+  return row?.event_seq;
+}
+
+export function createTaskEvents(deps: {
+  db: Db;
+  publisher: Redis;
+  channelPrefix?: string;
+  onPublished?: (type: string) => void;
+  /** Publishing is best effort (followers also poll); this hears about failures so they can be logged. */
+  onPublishError?: (err: unknown, event: TaskEvent) => void;
+}) {
+  const { db, publisher } = deps;
+  const prefix = deps.channelPrefix ?? '';
+
+  return {
+    async append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent> {
+      const event = await insertNextEvent(db, taskId, type, data);
+      if (!event) throw new TaskNotFoundError(taskId);
+      // The event is committed: a failed publish must not fail the append (a retry would log it twice).
+      try {
+        await publisher.publish(taskEventChannel(prefix, taskId), JSON.stringify(event));
+        deps.onPublished?.(type);
+      } catch (err) {
+        deps.onPublishError?.(err, event);
+      }
+      return event;
+    },
+
+    list(taskId: string, afterSeq: number, limit = 1000): Promise<TaskEvent[]> {
+      return selectEventsAfter(db, taskId, afterSeq, limit);
+    },
+
+    async lastSeq(taskId: string): Promise<number> {
+      const seq = await selectEventSeq(db, taskId);
+      if (seq === undefined) throw new TaskNotFoundError(taskId);
+      return seq;
+    },
+  };
+}
+
+export type TaskEvents = ReturnType<typeof createTaskEvents>;
