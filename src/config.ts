@@ -42,6 +42,8 @@ const schema = z.object({
   DISPATCH_RETRY_MAX: duration.default(30_000),
   TOOL_TIMEOUT: duration.default(10 * 60_000),
   PROBE_TIMEOUT: duration.default(5000),
+  HEARTBEAT_TIMEOUT: duration.default(30_000),
+  REDIS_PREFIX: z.string().regex(/^[\w:.-]*$/).default('orch:'),
   SSE_HEARTBEAT: duration.default(15_000),
   ENCRYPTION_KEY: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64'),
   MAX_REQUEST_BYTES: int(1024).default(8 * 1024 * 1024),
@@ -56,6 +58,7 @@ export type Config = Readonly<{
   host: string;
   databaseUrl: string;
   redisUrl: string;
+  redisPrefix: string;
   temporal: Readonly<{ address: string; namespace: string; taskQueue: string; uiPort: number }>;
   jwt: Readonly<{ secret?: string; jwksUrl?: string; issuer: string; audience: string; ttlSeconds: number }>;
   results: Readonly<{ inlineMaxBytes: number; store: string }>;
@@ -67,6 +70,7 @@ export type Config = Readonly<{
     retryMaxMs: number;
     toolTimeoutMs: number;
     probeTimeoutMs: number;
+    heartbeatTimeoutMs: number;
   }>;
   sseHeartbeatMs: number;
   encryptionKey: string;
@@ -100,6 +104,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     temporal: Object.freeze({
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
@@ -122,6 +127,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       retryMaxMs: e.DISPATCH_RETRY_MAX,
       toolTimeoutMs: e.TOOL_TIMEOUT,
       probeTimeoutMs: e.PROBE_TIMEOUT,
+      heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT,
     }),
     sseHeartbeatMs: e.SSE_HEARTBEAT,
     encryptionKey: e.ENCRYPTION_KEY,

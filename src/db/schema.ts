@@ -75,8 +75,8 @@ export interface TasksTable {
   created_by: string;
   tool: string;
   arguments: JSONColumnType<Record<string, unknown>>;
-  heavy: boolean;
-  consent_to_oracle: boolean;
+  heavy: ColumnType<boolean, boolean | undefined, boolean>;
+  consent_to_oracle: ColumnType<boolean, boolean | undefined, boolean>;
   idempotency_key: string | null;
   request_hash: string | null;
   workflow_id: string;

@@ -36,6 +36,8 @@ export interface TestMcpServer {
   inFlight(): number;
   maxInFlight(): number;
   resetStats(): void;
+  /** Requests answered 503 because of `mode` or `failNextCalls` (each probe or call attempt that hit a failure). */
+  rejectedCount(): number;
   /** Every Authorization header received, in order. */
   seenAuthorization(): string[];
   /** Legacy SSE streams currently open (a client that closed properly leaves none). */
@@ -57,12 +59,13 @@ interface Stats {
   inFlight: number;
   maxInFlight: number;
   authorization: string[];
+  rejected: number;
 }
 
 export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promise<TestMcpServer> {
   const name = opts.name ?? 'test-mcp';
   const transport = opts.transport ?? 'both';
-  const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [] };
+  const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [], rejected: 0 };
   const sseSessions = new Map<string, SSEServerTransport>();
   const sockets = new Set<Socket>();
 
@@ -81,7 +84,9 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       stats.calls.clear();
       stats.maxInFlight = stats.inFlight;
       stats.authorization.length = 0;
+      stats.rejected = 0;
     },
+    rejectedCount: () => stats.rejected,
     seenAuthorization: () => [...stats.authorization],
     openSseStreams: () => sseSessions.size,
     stop: async () => {
@@ -113,7 +118,10 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const sessionId = new URL(req.url ?? '/', 'http://localhost').searchParams.get('sessionId');
 
-    if (state.mode === 'down') return plain(res, 503, 'service unavailable');
+    if (state.mode === 'down') {
+      stats.rejected++;
+      return plain(res, 503, 'service unavailable');
+    }
     if (opts.requireBearer !== undefined && auth !== `Bearer ${opts.requireBearer}`) {
       return plain(res, 401, 'unauthorized');
     }
@@ -127,7 +135,10 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       if (req.method !== 'POST') return plain(res, 405, 'method not allowed');
       const body = await readJson(req);
       if (body === undefined) return plain(res, 400, 'invalid JSON');
-      if (shouldFailCall(body)) return plain(res, 503, 'tools/call unavailable');
+      if (shouldFailCall(body)) {
+        stats.rejected++;
+        return plain(res, 503, 'tools/call unavailable');
+      }
       const server = buildServer(name, stats);
       const t = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       // The client going away (abort, close) must abort the running tool handler.
@@ -158,7 +169,10 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       if (!t) return plain(res, 404, 'unknown session');
       const body = await readJson(req);
       if (body === undefined) return plain(res, 400, 'invalid JSON');
-      if (shouldFailCall(body)) return plain(res, 503, 'tools/call unavailable');
+      if (shouldFailCall(body)) {
+        stats.rejected++;
+        return plain(res, 503, 'tools/call unavailable');
+      }
       await t.handlePostMessage(req, res, body);
       return;
     }

@@ -1,0 +1,38 @@
+import Router from '@koa/router';
+import type { TaskEventFeed } from '../../core/task-event-feed.ts';
+import type { TaskService } from '../../core/tasks.ts';
+import type { AppState } from '../authenticate.ts';
+import { openEventStream, parseLastEventId } from '../sse.ts';
+
+/**
+ * SSE: a `snapshot` of the task first (no id, so it never moves the client's Last-Event-ID), then every logged
+ * event after Last-Event-ID with `id:` = its seq, live, until the terminal status event.
+ */
+export function taskEventRoutes(deps: { tasks: TaskService; feed: TaskEventFeed; heartbeatMs: number }) {
+  const router = new Router<AppState>({ prefix: '/v1/tasks' });
+
+  router.get('/:id/events', async (ctx) => {
+    const header = ctx.get('Last-Event-ID') || (typeof ctx.query.lastEventId === 'string' ? ctx.query.lastEventId : undefined);
+    const after = parseLastEventId(header) ?? 0;
+    const task = await deps.tasks.get(ctx.state.user.id, ctx.params.id!);
+
+    const stream = openEventStream(ctx, { heartbeatMs: deps.heartbeatMs });
+    const stop = new AbortController();
+    void stream.closed.then(() => stop.abort());
+    stream.send({ event: 'snapshot', data: task });
+    try {
+      await deps.feed.follow(
+        task.id,
+        after,
+        async (e) => {
+          if (!stream.send({ id: e.seq, event: e.type, data: { ...e.data, seq: e.seq, at: e.createdAt } })) await stream.waitForDrain();
+        },
+        stop.signal,
+      );
+    } finally {
+      stream.close();
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,153 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { Redis } from 'ioredis';
+import type { Registry as MetricsRegistry } from 'prom-client';
+import { createActivities } from '../activities/index.ts';
+import type { Config } from './config.ts';
+import { createTokenService } from './core/auth-tokens.ts';
+import { createConcurrencySlots } from './core/concurrency-slots.ts';
+import { createHealthStore } from './core/health-store.ts';
+import { createProjectService } from './core/projects.ts';
+import { createRegistry } from './core/registry.ts';
+import { createResultService } from './core/results.ts';
+import { createSpaceBindings } from './core/space-bindings.ts';
+import { createTaskEventFeed } from './core/task-event-feed.ts';
+import { createTaskEvents } from './core/task-events.ts';
+import { createTaskService } from './core/tasks.ts';
+import { createDb } from './db/create-db.ts';
+import { createBlobStore } from './integrations/blob-store-factory.ts';
+import { listTools } from './integrations/mcp/list-tools.ts';
+import { probeEndpoint } from './integrations/mcp/probe.ts';
+import type { Logger } from './lib/logger.ts';
+import { createMetrics } from './lib/metrics.ts';
+import { createSecretBox } from './lib/secret-box.ts';
+import { createTemporalTaskRunner } from './temporal/task-runner.ts';
+import type { McpServer } from './core/registry.ts';
+
+/**
+ * Builds every client and service of one process from a Config. Called by src/main.ts (and by tests and the
+ * bench, which build their own worlds the same way); nothing else constructs clients.
+ */
+export async function createWorld(config: Config, opts: { log: Logger; metricsRegistry: MetricsRegistry; baseDir?: string }) {
+  const { log } = opts;
+  const metrics = createMetrics(opts.metricsRegistry);
+  const db = createDb(config.databaseUrl);
+  const redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
+  const subscriber = redis.duplicate();
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  subscriber.on('error', (err) => log.warn({ err: err.message }, 'redis subscriber error'));
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+
+  const prefix = config.redisPrefix;
+  const secrets = createSecretBox(config.encryptionKey);
+  const tokens = createTokenService(config.jwt);
+  const projects = createProjectService(db);
+  const registry = createRegistry({
+    db,
+    redis,
+    keyPrefix: prefix,
+    discover: (endpoint) => listTools(endpoint, { timeoutMs: config.task.probeTimeoutMs * 2 }),
+  });
+  const bindings = createSpaceBindings({ db, secrets, projects, registry });
+  const health = createHealthStore({ redis, keyPrefix: prefix });
+  const slots = createConcurrencySlots({ redis, maxGlobal: config.limits.maxConcurrentJobs, leaseMs: Math.max(config.task.heartbeatTimeoutMs * 2, 10_000), keyPrefix: prefix });
+  const blobs = createBlobStore(config.results.store, { baseDir: opts.baseDir ?? process.cwd() });
+  const results = createResultService({ db, redis, blobs, inlineMaxBytes: config.results.inlineMaxBytes, keyPrefix: prefix });
+  const events = createTaskEvents({
+    db,
+    publisher: redis,
+    channelPrefix: prefix,
+    onPublished: (type) => metrics.eventsPublished.inc({ type }),
+    onPublishError: (err, e) => log.warn({ err: (err as Error).message, taskId: e.taskId, seq: e.seq }, 'event publish failed; followers will catch up from the log'),
+  });
+  const feed = createTaskEventFeed({ events, subscriber, channelPrefix: prefix });
+  const runner = createTemporalTaskRunner({
+    client,
+    taskQueue: config.temporal.taskQueue,
+    policy: {
+      consentTimeoutMs: config.task.consentTimeoutMs,
+      retryInitialMs: config.task.retryInitialMs,
+      retryMaxMs: config.task.retryMaxMs,
+      probeTimeoutMs: config.task.probeTimeoutMs,
+      heartbeatTimeoutMs: config.task.heartbeatTimeoutMs,
+    },
+  });
+  const tasks = createTaskService({ db, projects, registry, runner, events, results, onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }) });
+
+  /** Checks outside a task probe the oracle only: a user's Space is never touched (it may be asleep). */
+  async function checkServerHealth(server: McpServer): Promise<Record<string, unknown>> {
+    if (!server.oracleUrl) return { oracle: null };
+    const result = await probeEndpoint(
+      { url: server.oracleUrl, transport: server.transport },
+      { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs },
+    );
+    await health.record(server.id, 'oracle', result);
+    return { oracle: result };
+  }
+
+  const activities = createActivities({
+    db,
+    tasks,
+    registry,
+    bindings,
+    health,
+    slots,
+    results,
+    events,
+    metrics,
+    log: log.child({ component: 'activities' }),
+    settings: {
+      toolTimeoutMs: config.task.toolTimeoutMs,
+      probeTimeoutMs: config.task.probeTimeoutMs,
+      slotPollMs: 200,
+      heartbeatEveryMs: Math.max(Math.min(config.task.heartbeatTimeoutMs / 3, 5000), 200),
+    },
+  });
+
+  return {
+    config,
+    log,
+    metrics,
+    metricsRegistry: opts.metricsRegistry,
+    db,
+    redis,
+    subscriber,
+    connection,
+    client,
+    tokens,
+    projects,
+    registry,
+    bindings,
+    results,
+    events,
+    feed,
+    tasks,
+    slots,
+    activities,
+    checkServerHealth,
+    readinessChecks: {
+      postgres: async () => {
+        await db.selectNoFrom((eb) => eb.val(1).as('one')).execute();
+      },
+      redis: async () => {
+        await redis.ping();
+      },
+      temporal: async () => {
+        await connection.workflowService.getSystemInfo({});
+      },
+    },
+    async close() {
+      await feed.close();
+      await connection.close();
+      subscriber.disconnect();
+      redis.disconnect();
+      await db.destroy();
+    },
+  };
+}
+
+export type World = Awaited<ReturnType<typeof createWorld>>;
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,0 +1,264 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { Registry as MetricsRegistry } from 'prom-client';
+import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
+import { createApp } from './api/app.ts';
+import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ensureUser } from './core/users.ts';
+import { createDb, ensureDatabase } from './db/create-db.ts';
+import { migrateToLatest } from './db/migrate.ts';
+import { createLogger, type Logger } from './lib/logger.ts';
+import { collectProcessMetrics } from './lib/metrics.ts';
+import { findOrBuildTemporalCli } from './temporal/cli-binary.ts';
+import { startDevServer } from './temporal/dev-server.ts';
+import { ensureNamespaceReady } from './temporal/namespace-setup.ts';
+import { installTemporalRuntime } from './temporal/runtime-logging.ts';
+import { createTaskWorker } from './temporal/worker.ts';
+
+// The composition root: the only module that reads process.env and decides which processes run.
+
+const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'migrations');
+const USAGE = `usage: orchestrator <command>
+  dev                    everything on one machine: Temporal dev server, migrations, API and worker
+  api                    the HTTP API
+  worker                 the Temporal worker
+  migrate                create the database if missing and apply migrations
+  token --login NAME     print a bearer token for a local user (created if missing)`;
+
+type Stopper = () => Promise<void>;
+
+async function migrate(config: Config, log: Logger): Promise<void> {
+  if (await ensureDatabase(config.databaseUrl)) log.info('created database');
+  const db = createDb(config.databaseUrl, { maxConnections: 1 });
+  try {
+    const results = await migrateToLatest(db, MIGRATIONS_DIR);
+    for (const r of results) log.info({ migration: r.migrationName, status: r.status }, 'migration');
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function startApi(world: World): Promise<{ server: http.Server; stop: Stopper }> {
+  const { config } = world;
+  const app = createApp({
+    ...world,
+    log: world.log.child({ component: 'api' }),
+    maxRequestBytes: config.limits.maxRequestBytes,
+    sseHeartbeatMs: config.sseHeartbeatMs,
+  });
+  const server = http.createServer(app.callback());
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));
+  return {
+    server,
+    stop: async () => {
+      // SSE streams stay open until their task ends: closing the feed ends them, then idle sockets go.
+      await world.feed.close();
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function startWorker(world: World): Promise<{ done: Promise<void>; stop: Stopper }> {
+  const { config } = world;
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await createTaskWorker({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    activities: world.activities,
+  });
+  const done = worker.run().finally(() => connection.close());
+  return {
+    done,
+    stop: async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
+
+async function serveWorkerMetrics(world: World): Promise<Stopper> {
+  const port = world.config.workerMetricsPort;
+  if (port === 0) return async () => undefined;
+  const server = http.createServer(async (req, res) => {
+    if (req.url !== '/metrics') return void res.writeHead(404).end();
+    res.writeHead(200, { 'Content-Type': world.metricsRegistry.contentType }).end(await world.metricsRegistry.metrics());
+  });
+  await new Promise<void>((resolve) => server.listen(port, world.config.host, resolve));
+  return () => new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+function onSignals(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+/** A secret kept in the data folder, so `npm start` works on a fresh machine and survives restarts. */
+function persistentSecret(file: string, make: () => string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const value = make();
+  writeFileSync(file, `${value}\n`, { mode: 0o600 });
+  return value;
+}
+
+async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+  const dataDir = path.resolve(PROJECT_ROOT, env.DATA_DIR ?? 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const devEnv = {
+    ...env,
+    DATA_DIR: dataDir,
+    JWT_SECRET: env.JWT_SECRET ?? persistentSecret(path.join(dataDir, 'jwt-secret'), () => randomBytes(32).toString('base64url')),
+    ENCRYPTION_KEY: env.ENCRYPTION_KEY ?? persistentSecret(path.join(dataDir, 'encryption-key'), () => randomBytes(32).toString('hex')),
+    RESULT_STORE: env.RESULT_STORE ?? `file://${path.join(dataDir, 'results')}`,
+  };
+  const config = loadConfig(devEnv);
+  const [host, port] = splitAddress(config.temporal.address);
+
+  const cli = await findOrBuildTemporalCli({ env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m) });
+  const temporal = await startDevServer({
+    cliPath: cli,
+    dbFile: path.join(dataDir, 'temporal.db'),
+    ip: host,
+    port,
+    uiPort: config.temporal.uiPort,
+    namespace: config.temporal.namespace,
+    log: (m) => log.info({ component: 'temporal-dev-server' }, m),
+  });
+  const stops: Stopper[] = [() => temporal.stop()];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err) => log.error({ err }, 'stop failed'));
+  };
+  onSignals(log, stopAll);
+  try {
+    const admin = await Connection.connect({ address: temporal.address });
+    // The persistent dev instance keeps finished tasks for a week, not the 24 h a new namespace gets.
+    await ensureNamespaceReady(admin, { namespace: config.temporal.namespace, retentionDays: 7, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
+    await admin.close();
+    await migrate(config, log);
+
+    installTemporalRuntime(log, 'WARN');
+    const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
+    stops.push(() => world.close());
+    const worker = await startWorker(world);
+    stops.push(worker.stop);
+    const api = await startApi(world);
+    stops.push(api.stop);
+
+    const apiUrl = `http://${config.host}:${config.port}`;
+    process.stdout.write(
+      [
+        '',
+        'orchestrator is running',
+        `  API              ${apiUrl}   (health: ${apiUrl}/readyz, metrics: ${apiUrl}/metrics)`,
+        `  Temporal         ${temporal.address}   namespace "${config.temporal.namespace}", task queue "${config.temporal.taskQueue}"`,
+        `  Temporal Web UI  ${temporal.uiUrl ?? '(headless)'}`,
+        `  data folder      ${dataDir}`,
+        `  get a token      npm run orchestrator -- token --login alice`,
+        '  stop             Ctrl-C',
+        '',
+      ].join('\n'),
+    );
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i), Number(address.slice(i + 1))];
+}
+
+function withProcessMetrics(): MetricsRegistry {
+  const registry = new MetricsRegistry();
+  collectProcessMetrics(registry);
+  return registry;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const env = process.env;
+  const log = createLogger({ level: env.LOG_LEVEL || 'info', name: 'orchestrator' });
+
+  switch (command) {
+    case 'dev':
+      return dev(env, log);
+    case 'migrate':
+      return migrate(loadConfig(env), log);
+    case 'token': {
+      const { values } = parseArgs({ args: rest, options: { login: { type: 'string' } } });
+      if (!values.login || !/^[A-Za-z0-9][\w.-]{0,62}$/.test(values.login)) throw new UsageError('token needs --login NAME (letters, digits, . _ -)');
+      const config = loadConfig(env);
+      const { createTokenService } = await import('./core/auth-tokens.ts');
+      const db = createDb(config.databaseUrl, { maxConnections: 1 });
+      try {
+        const user = await ensureUser(db, values.login);
+        process.stdout.write(`${await createTokenService(config.jwt).sign({ sub: user.id, login: user.login })}\n`);
+      } finally {
+        await db.destroy();
+      }
+      return;
+    }
+    case 'api': {
+      const world = await createWorld(loadConfig(env), { log, metricsRegistry: withProcessMetrics() });
+      const api = await startApi(world);
+      log.info({ port: world.config.port }, 'API listening');
+      onSignals(log, async () => {
+        await api.stop();
+        await world.close();
+      });
+      return;
+    }
+    case 'worker': {
+      const config = loadConfig(env);
+      installTemporalRuntime(log, 'WARN');
+      const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
+      const stopMetrics = await serveWorkerMetrics(world);
+      const worker = await startWorker(world);
+      log.info({ taskQueue: config.temporal.taskQueue }, 'worker running');
+      onSignals(log, async () => {
+        await worker.stop();
+        await stopMetrics();
+        await world.close();
+      });
+      await worker.done;
+      return;
+    }
+    default:
+      throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
+  }
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    process.stderr.write(`${err.message}\n${err instanceof UsageError ? USAGE : ''}\n`);
+  } else {
+    process.stderr.write(`orchestrator failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
+import { readEvents } from '../support/sse-client.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+
+describe('light task on the oracle', function () {
+  let stack: Stack;
+  let oracle: TestMcpServer;
+  let token: string;
+  let projectId: string;
+
+  before(async function () {
+    oracle = await startTestMcpServer({ name: 'oracle' });
+    stack = await startStack();
+    token = await stack.token('alice');
+    projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'demo' } })).body.id;
+    const reg = await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } });
+    assert.equal(reg.status, 201, reg.text);
+  });
+
+  after(async function () {
+    await stack?.stop();
+    await oracle?.stop();
+  });
+
+  it('runs on the oracle, stores the result inline and logs events in order', async function () {
+    const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'hello' } } });
+    assert.equal(submit.status, 202, submit.text);
+    assert.equal(submit.body.status, 'queued');
+    const id = submit.body.id;
+
+    const { events, closedByServer } = await readEvents(`${stack.url}/v1/tasks/${id}/events`, { token, timeoutMs: 30_000 });
+    assert.equal(closedByServer, true, 'the stream closes after the terminal event');
+    assert.equal(events[0]!.event, 'snapshot');
+    const logged = events.slice(1);
+    assert.deepEqual(logged.map((e) => Number(e.id)), logged.map((_, i) => i + 1), 'ids are the seqs 1..n');
+    const statuses = logged.filter((e) => e.event === 'status').map((e) => e.data.status);
+    assert.deepEqual(statuses, ['queued', 'routing', 'running', 'succeeded']);
+    const result = logged.find((e) => e.event === 'result');
+    assert.equal(result?.data.storage, 'inline');
+
+    const task = await stack.api('GET', `/v1/tasks/${id}`, { token });
+    assert.equal(task.body.status, 'succeeded');
+    assert.deepEqual(task.body.target, { kind: 'oracle', server: 'tools' });
+    assert.deepEqual(task.body.result.content, [{ type: 'text', text: 'hello' }]);
+    assert.equal(oracle.callCount('echo'), 1);
+
+    const row = await stack.world.db.selectFrom('results').selectAll().where('task_id', '=', id).executeTakeFirstOrThrow();
+    assert.equal(row.location, null);
+    assert.deepEqual(JSON.parse(row.content!.toString()), { content: [{ type: 'text', text: 'hello' }] });
+  });
+});

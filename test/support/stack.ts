@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { Registry } from 'prom-client';
+import { createApp } from '../../src/api/app.ts';
+import { createWorld, type World } from '../../src/compose.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { ensureUser } from '../../src/core/users.ts';
+import { freePort } from '../../src/lib/free-port.ts';
+import { createLogger } from '../../src/lib/logger.ts';
+import { createTaskWorker } from '../../src/temporal/worker.ts';
+import { sharedTemporal } from './shared-temporal.ts';
+import { createTestDb, REDIS_TEST_URL, type TestDb } from './test-db.ts';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+/**
+ * The whole system for one test file: a fresh database, its own Redis prefix and task queue on the shared Temporal
+ * dev server, an in-process worker and the API on a free port — built with the same createWorld as `npm start`.
+ */
+export async function startStack(opts: { env?: Record<string, string>; worker?: boolean } = {}) {
+  const temporal = await sharedTemporal();
+  const testDb: TestDb = await createTestDb('e2e');
+  const resultsDir = await mkdtemp(path.join(os.tmpdir(), 'orch-results-'));
+  const port = await freePort();
+  const tag = randomBytes(4).toString('hex');
+  const env: Record<string, string> = {
+    DATABASE_URL: testDb.url,
+    REDIS_URL: REDIS_TEST_URL,
+    REDIS_PREFIX: `test:${tag}:`,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_NAMESPACE: temporal.namespace,
+    TASK_QUEUE: `tasks-${tag}`,
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+    PORT: String(port),
+    RESULT_STORE: `file://${resultsDir}`,
+    LOG_LEVEL: 'debug',
+    DISPATCH_RETRY_INITIAL: '100ms',
+    DISPATCH_RETRY_MAX: '400ms',
+    PROBE_TIMEOUT: '1500ms',
+    HEARTBEAT_TIMEOUT: '3s',
+    CONSENT_TIMEOUT: '60s',
+    SSE_HEARTBEAT: '1s',
+    ...opts.env,
+  };
+  const config: Config = loadConfig(env);
+  // Logs go to memory: tests can assert on them (no secrets) and print them when something fails.
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logLines.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = createLogger({ level: config.logLevel, name: 'test', destination: sink });
+  const world: World = await createWorld(config, { log, metricsRegistry: new Registry() });
+
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  let workerConnection: NativeConnection | undefined;
+  async function startWorker() {
+    workerConnection = await NativeConnection.connect({ address: temporal.address });
+    worker = await createTaskWorker({
+      connection: workerConnection,
+      namespace: temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      activities: world.activities,
+      workflowBundle: temporal.bundle,
+    });
+    workerRun = worker.run();
+  }
+  if (opts.worker !== false) await startWorker();
+
+  const app = createApp({ ...world, maxRequestBytes: config.limits.maxRequestBytes, sseHeartbeatMs: config.sseHeartbeatMs });
+  const server = http.createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${port}`;
+
+  async function token(login: string): Promise<string> {
+    const user = await ensureUser(world.db, login);
+    return world.tokens.sign({ sub: user.id, login: user.login });
+  }
+
+  async function api<T = any>(method: string, p: string, o: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...(o.token ? { Authorization: `Bearer ${o.token}` } : {}), ...o.headers };
+    let body: string | undefined;
+    if (o.rawBody !== undefined) body = o.rawBody;
+    else if (o.body !== undefined) {
+      body = JSON.stringify(o.body);
+      headers['Content-Type'] ??= 'application/json';
+    }
+    const res = await fetch(`${url}${p}`, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
+    return { status: res.status, headers: res.headers, body: parsed as T, text };
+  }
+
+  /** Polls the API until the task reaches one of the statuses. */
+  async function waitForStatus(tok: string, taskId: string, statuses: string[], timeoutMs = 30_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await api('GET', `/v1/tasks/${taskId}`, { token: tok });
+      if (statuses.includes(r.body.status)) return r.body;
+      if (Date.now() > deadline) throw new Error(`task ${taskId} stayed ${r.body.status}, wanted ${statuses.join('|')}: ${JSON.stringify(r.body)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  return {
+    url,
+    config,
+    world,
+    logLines,
+    token,
+    api,
+    waitForStatus,
+    startWorker,
+    async stopWorker() {
+      worker?.shutdown();
+      await workerRun;
+      await workerConnection?.close();
+      worker = undefined;
+    },
+    async stop() {
+      if (worker) {
+        worker.shutdown();
+        await workerRun;
+        await workerConnection?.close();
+      }
+      await world.feed.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await world.close();
+      await testDb.drop();
+      await rm(resultsDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type Stack = Awaited<ReturnType<typeof startStack>>;
