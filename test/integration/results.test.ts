@@ -19,7 +19,18 @@ async function insertTask(db: Db): Promise<string> {
   const id = randomUUID();
   await db
     .insertInto('tasks')
-    .values({ id, project_id: project.id, created_by: user.id, tool: 'echo', arguments: '{}', workflow_id: `task-${id}`, status: 'running', attempts: '[]', heavy: false, consent_to_oracle: false })
+    .values({
+      id,
+      project_id: project.id,
+      created_by: user.id,
+      tool: 'echo',
+      arguments: '{}',
+      workflow_id: `task-${id}`,
+      status: 'running',
+      attempts: '[]',
+      heavy: false,
+      consent_to_oracle: false,
+    })
     .execute();
   return id;
 }
