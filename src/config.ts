@@ -45,7 +45,7 @@ const schema = z.object({
   HEARTBEAT_TIMEOUT: duration.default(30_000),
   REDIS_PREFIX: z.string().regex(/^[\w:.-]*$/).default('orch:'),
   SSE_HEARTBEAT: duration.default(15_000),
-  ENCRYPTION_KEY: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64'),
+  ENCRYPTION_KEY: z.string({ error: 'is required (32 bytes as 64 hex characters; `npm start` generates one)' }).regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64'),
   MAX_REQUEST_BYTES: int(1024).default(8 * 1024 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().default('./data'),

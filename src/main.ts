@@ -10,6 +10,7 @@ import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createTokenService } from './core/auth-tokens.ts';
 import { ensureUser } from './core/users.ts';
 import { createDb, ensureDatabase } from './db/create-db.ts';
 import { migrateToLatest } from './db/migrate.ts';
@@ -124,16 +125,35 @@ function persistentSecret(file: string, make: () => string): string {
   return value;
 }
 
-async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
-  const dataDir = path.resolve(PROJECT_ROOT, env.DATA_DIR ?? 'data');
+/**
+ * One machine, nothing configured: secrets are generated once into the data folder, so `npm start` works on a
+ * fresh clone and `orchestrator token` signs with the same key. Variables that are set always win.
+ */
+function localEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv & { DATA_DIR: string } {
+  const dataDir = path.resolve(PROJECT_ROOT, env.DATA_DIR || 'data');
   mkdirSync(dataDir, { recursive: true });
-  const devEnv = {
+  return {
     ...env,
     DATA_DIR: dataDir,
-    JWT_SECRET: env.JWT_SECRET ?? persistentSecret(path.join(dataDir, 'jwt-secret'), () => randomBytes(32).toString('base64url')),
-    ENCRYPTION_KEY: env.ENCRYPTION_KEY ?? persistentSecret(path.join(dataDir, 'encryption-key'), () => randomBytes(32).toString('hex')),
-    RESULT_STORE: env.RESULT_STORE ?? `file://${path.join(dataDir, 'results')}`,
+    JWT_SECRET: env.JWT_SECRET || (env.JWT_JWKS_URL ? undefined : persistentSecret(path.join(dataDir, 'jwt-secret'), () => randomBytes(32).toString('base64url'))),
+    ENCRYPTION_KEY: env.ENCRYPTION_KEY || persistentSecret(path.join(dataDir, 'encryption-key'), () => randomBytes(32).toString('hex')),
+    RESULT_STORE: env.RESULT_STORE || `file://${path.join(dataDir, 'results')}`,
   };
+}
+
+/** Idempotent: the search attributes operators filter by must exist before any task starts. */
+async function prepareNamespace(config: Config, retentionDays?: number): Promise<void> {
+  const admin = await Connection.connect({ address: config.temporal.address });
+  try {
+    await ensureNamespaceReady(admin, { namespace: config.temporal.namespace, retentionDays, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
+  } finally {
+    await admin.close();
+  }
+}
+
+async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+  const devEnv = localEnv(env);
+  const dataDir = devEnv.DATA_DIR;
   const config = loadConfig(devEnv);
   const [host, port] = splitAddress(config.temporal.address);
 
@@ -153,10 +173,8 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   };
   onSignals(log, stopAll);
   try {
-    const admin = await Connection.connect({ address: temporal.address });
     // The persistent dev instance keeps finished tasks for a week, not the 24 h a new namespace gets.
-    await ensureNamespaceReady(admin, { namespace: config.temporal.namespace, retentionDays: 7, searchAttributes: SEARCH_ATTRIBUTE_TYPES });
-    await admin.close();
+    await prepareNamespace(config, 7);
     await migrate(config, log);
 
     installTemporalRuntime(log, 'WARN');
@@ -176,7 +194,7 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
         `  Temporal         ${temporal.address}   namespace "${config.temporal.namespace}", task queue "${config.temporal.taskQueue}"`,
         `  Temporal Web UI  ${temporal.uiUrl ?? '(headless)'}`,
         `  data folder      ${dataDir}`,
-        `  get a token      npm run orchestrator -- token --login alice`,
+        `  get a token      npm run -s orchestrator -- token --login alice`,
         '  stop             Ctrl-C',
         '',
       ].join('\n'),
@@ -211,8 +229,7 @@ async function main(argv: string[]): Promise<void> {
     case 'token': {
       const { values } = parseArgs({ args: rest, options: { login: { type: 'string' } } });
       if (!values.login || !/^[A-Za-z0-9][\w.-]{0,62}$/.test(values.login)) throw new UsageError('token needs --login NAME (letters, digits, . _ -)');
-      const config = loadConfig(env);
-      const { createTokenService } = await import('./core/auth-tokens.ts');
+      const config = loadConfig(localEnv(env));
       const db = createDb(config.databaseUrl, { maxConnections: 1 });
       try {
         const user = await ensureUser(db, values.login);
@@ -223,7 +240,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'api': {
-      const world = await createWorld(loadConfig(env), { log, metricsRegistry: withProcessMetrics() });
+      const config = loadConfig(env);
+      await prepareNamespace(config);
+      const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
       const api = await startApi(world);
       log.info({ port: world.config.port }, 'API listening');
       onSignals(log, async () => {
@@ -234,6 +253,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'worker': {
       const config = loadConfig(env);
+      await prepareNamespace(config);
       installTemporalRuntime(log, 'WARN');
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
       const stopMetrics = await serveWorkerMetrics(world);
