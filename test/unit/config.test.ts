@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+const base = { JWT_SECRET: 'x'.repeat(32), ENCRYPTION_KEY: 'a'.repeat(64) };
+
+describe('loadConfig', function () {
+  it('applies the documented defaults and freezes the result', function () {
+    const c = loadConfig(base);
+    assert.equal(c.results.inlineMaxBytes, 1024 * 1024);
+    assert.equal(c.limits.maxRequestBytes, 8 * 1024 * 1024);
+    assert.equal(c.temporal.namespace, 'default');
+    assert.equal(c.task.consentTimeoutMs, 15 * 60_000);
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.task));
+  });
+
+  it('parses durations with units and treats empty values as unset', function () {
+    const c = loadConfig({ ...base, CONSENT_TIMEOUT: '90s', DISPATCH_RETRY_INITIAL: '250ms', TOOL_TIMEOUT: '2m', PORT: '' });
+    assert.equal(c.task.consentTimeoutMs, 90_000);
+    assert.equal(c.task.retryInitialMs, 250);
+    assert.equal(c.task.toolTimeoutMs, 120_000);
+    assert.equal(c.port, 8080);
+  });
+
+  it('names every bad variable in one error', function () {
+    assert.throws(
+      () => loadConfig({ ...base, PORT: 'eighty', MAX_CONCURRENT_JOBS: '0', RESULT_STORE: 's3://bucket', CONSENT_TIMEOUT: 'soon' }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        for (const name of ['PORT', 'MAX_CONCURRENT_JOBS', 'RESULT_STORE', 'CONSENT_TIMEOUT']) assert.match(err.message, new RegExp(name));
+        return true;
+      },
+    );
+  });
+
+  it('requires a signing key and an encryption key', function () {
+    assert.throws(() => loadConfig({ ENCRYPTION_KEY: base.ENCRYPTION_KEY }), /JWT_SECRET/);
+    assert.throws(() => loadConfig({ JWT_SECRET: base.JWT_SECRET }), /ENCRYPTION_KEY: is required/);
+    assert.throws(() => loadConfig({ ...base, JWT_SECRET: 'short' }), /JWT_SECRET/);
+  });
+});

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { planRoute, type RouteCandidate } from '../../src/core/routing.ts';
+
+function candidate(id: string, o: Partial<RouteCandidate['server']> & { heavyTool?: boolean; space?: boolean; health?: RouteCandidate['health']; inFlight?: number } = {}): RouteCandidate {
+  const { heavyTool, space, health, inFlight, ...server } = o;
+  return {
+    server: {
+      id,
+      name: `srv-${id}`,
+      oracleUrl: `http://oracle-${id}/mcp`,
+      transport: 'auto',
+      healthPath: null,
+      canRunOnUserSpace: false,
+      fallbackToOracle: false,
+      cost: 0,
+      maxConcurrency: null,
+      ...server,
+    },
+    tool: { name: 'scan', heavy: heavyTool ?? false, timeoutMs: null },
+    ...(space ? { space: { url: `http://space-${id}/mcp` } } : {}),
+    ...(health ? { health } : {}),
+    ...(inFlight !== undefined ? { inFlight } : {}),
+  };
+}
+
+const req = (heavy = false) => ({ tool: 'scan', heavy, defaultTimeoutMs: 60_000 });
+const summary = (plan: ReturnType<typeof planRoute>) => plan.targets.map((t) => `${t.kind}:${t.serverId}${t.needsConsent ? ':consent' : ''}`);
+
+describe('routing rules', function () {
+  it('light task → the oracle, then the next-best candidate', function () {
+    assert.deepEqual(summary(planRoute(req(), [candidate('b'), candidate('a')])), ['oracle:a', 'oracle:b']);
+  });
+
+  it('light task on a server without an oracle → the bound Space', function () {
+    const c = candidate('a', { oracleUrl: null, canRunOnUserSpace: true, space: true });
+    assert.deepEqual(summary(planRoute(req(), [c])), ['space:a']);
+  });
+
+  it('heavy task with a bound Space → the Space first, the oracle only with consent', function () {
+    const c = candidate('a', { canRunOnUserSpace: true, fallbackToOracle: true, space: true });
+    const plan = planRoute(req(true), [c]);
+    assert.deepEqual(summary(plan), ['space:a', 'oracle:a:consent']);
+    assert.equal(plan.targets[0]!.url, 'http://space-a/mcp');
+  });
+
+  it('a tool marked heavy in the registry is heavy even if the task does not say so', function () {
+    const c = candidate('a', { canRunOnUserSpace: true, fallbackToOracle: true, space: true, heavyTool: true });
+    assert.deepEqual(summary(planRoute(req(false), [c])), ['space:a', 'oracle:a:consent']);
+  });
+
+  it('heavy task, no Space bound → the oracle with consent, or nothing without fallbackToOracle', function () {
+    assert.deepEqual(summary(planRoute(req(true), [candidate('a', { canRunOnUserSpace: true, fallbackToOracle: true })])), ['oracle:a:consent']);
+    const none = planRoute(req(true), [candidate('a', { canRunOnUserSpace: true })]);
+    assert.deepEqual(none.targets, []);
+    assert.match(none.note!, /bind a Space/);
+  });
+
+  it('heavy task on a server that cannot use Spaces → its oracle, no consent', function () {
+    assert.deepEqual(summary(planRoute(req(true), [candidate('a')])), ['oracle:a']);
+  });
+
+  it('targets needing consent come after every target that needs none', function () {
+    const a = candidate('a', { canRunOnUserSpace: true, fallbackToOracle: true, space: true });
+    const b = candidate('b', { canRunOnUserSpace: true, fallbackToOracle: true, space: true });
+    assert.deepEqual(summary(planRoute(req(true), [b, a])), ['space:a', 'space:b', 'oracle:a:consent', 'oracle:b:consent']);
+  });
+
+  it('a recently unhealthy, loaded or costly server ranks lower; stale health is ignored', function () {
+    const sick = candidate('a', { health: { oracle: { healthy: false, ageMs: 1000 } } });
+    assert.deepEqual(summary(planRoute(req(), [sick, candidate('b')])), ['oracle:b', 'oracle:a']);
+    const stale = candidate('a', { health: { oracle: { healthy: false, ageMs: 10 * 60_000 } } });
+    assert.deepEqual(summary(planRoute(req(), [stale, candidate('b')])), ['oracle:a', 'oracle:b']);
+    const busy = candidate('a', { maxConcurrency: 2, inFlight: 2 });
+    assert.deepEqual(summary(planRoute(req(), [busy, candidate('b')])), ['oracle:b', 'oracle:a']);
+    assert.deepEqual(summary(planRoute(req(), [candidate('a', { cost: 5 }), candidate('b', { cost: 1 })])), ['oracle:b', 'oracle:a']);
+  });
+
+  it('no candidates → an empty plan that says why', function () {
+    const plan = planRoute(req(), []);
+    assert.deepEqual(plan.targets, []);
+    assert.match(plan.note!, /no enabled server offers the tool "scan"/);
+  });
+
+  it('uses the tool timeout when set, else the default', function () {
+    const c = candidate('a');
+    c.tool.timeoutMs = 1234;
+    assert.equal(planRoute(req(), [c]).targets[0]!.timeoutMs, 1234);
+    assert.equal(planRoute(req(), [candidate('a')]).targets[0]!.timeoutMs, 60_000);
+  });
+});
