@@ -26,7 +26,7 @@ export interface TaskRunner {
 
 export class NotAwaitingConsentError extends ConflictError {
   constructor(status: string) {
-    super('NotAwaitingConsent', `the task is not awaiting consent (status: ${status})`, { status });
+    super('NotAwaitingConsent', `the task is not awaiting consent (status: ${status})`, { taskStatus: status });
   }
 }
 
@@ -192,7 +192,7 @@ export function createTaskService(deps: Deps) {
 
     async cancel(userId: string, taskId: string): Promise<TaskView> {
       const row = await visible(userId, taskId);
-      if (isTerminal(row.status)) throw new ConflictError('TaskFinished', `the task already ended (status: ${row.status})`, { status: row.status });
+      if (isTerminal(row.status)) throw new ConflictError('TaskFinished', `the task already ended (status: ${row.status})`, { taskStatus: row.status });
       await deps.runner.cancel(row.workflow_id);
       return toView((await repo.findTask(db, row.id))!);
     },

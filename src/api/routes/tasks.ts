@@ -51,7 +51,7 @@ export function taskRoutes(deps: { tasks: TaskService; results: ResultService })
   router.get('/:id/result', async (ctx) => {
     const task = await tasks.require(ctx.state.user.id, ctx.params.id!);
     if (task.status !== 'succeeded') {
-      throw new Problem(409, 'ResultNotReady', 'Conflict', `the task has no result (status: ${task.status})`, { status: task.status });
+      throw new Problem(409, 'ResultNotReady', 'Conflict', `the task has no result (status: ${task.status})`, { taskStatus: task.status });
     }
     const result = await deps.results.open(task.id);
     if (!result) throw new Problem(404, 'ResultNotFound', 'Not Found', 'the task succeeded but its result is missing');
