@@ -25,8 +25,8 @@ export interface TaskRunner {
 }
 
 export class NotAwaitingConsentError extends ConflictError {
-  constructor(status: string) {
-    super('NotAwaitingConsent', `the task is not awaiting consent (status: ${status})`, { taskStatus: status });
+  constructor(status?: string) {
+    super('NotAwaitingConsent', status ? `the task is not awaiting consent (status: ${status})` : 'the task is not awaiting consent', status ? { taskStatus: status } : undefined);
   }
 }
 

@@ -43,7 +43,7 @@ export function createTemporalTaskRunner(deps: { client: Client; taskQueue: stri
         return await client.workflow.getHandle(workflowId).executeUpdate(decideConsentUpdate, { args: [decision] });
       } catch (err) {
         // The update's validator rejects it when the task is no longer waiting for a decision.
-        if (err instanceof WorkflowUpdateFailedError) throw new NotAwaitingConsentError('not awaiting consent');
+        if (err instanceof WorkflowUpdateFailedError) throw new NotAwaitingConsentError();
         throw err;
       }
     },

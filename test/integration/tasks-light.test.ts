@@ -48,5 +48,34 @@ describe('light task on the oracle', function () {
     const row = await stack.world.db.selectFrom('results').selectAll().where('task_id', '=', id).executeTakeFirstOrThrow();
     assert.equal(row.location, null);
     assert.deepEqual(JSON.parse(row.content!.toString()), { content: [{ type: 'text', text: 'hello' }] });
+
+    // What an operator sees in the Web UI: the summary and the attributes to filter by.
+    const described = await stack.world.client.workflow.getHandle(`task-${id}`).describe();
+    assert.equal(described.type, 'taskWorkflow');
+    assert.equal(await described.staticSummary(), `echo for project ${projectId}`);
+    const attrs = Object.fromEntries(described.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
+    assert.deepEqual(
+      { TaskStatus: attrs.TaskStatus, ProjectId: attrs.ProjectId, Tool: attrs.Tool, TargetKind: attrs.TargetKind },
+      { TaskStatus: 'succeeded', ProjectId: projectId, Tool: 'echo', TargetKind: 'oracle' },
+    );
+  });
+
+  it('keeps megabytes of arguments out of workflow history', async function () {
+    const text = 'a'.repeat(2 * 1024 * 1024);
+    const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text } } });
+    assert.equal(submit.status, 202, submit.text);
+    const task = await stack.waitForStatus(token, submit.body.id, ['succeeded', 'failed']);
+    assert.equal(task.status, 'succeeded');
+    const history = await stack.world.client.workflow.getHandle(`task-${submit.body.id}`).fetchHistory();
+    const largest = Math.max(
+      ...(history.events ?? []).flatMap((e) =>
+        Object.values(e)
+          .filter((v): v is { input?: { payloads?: Array<{ data?: Uint8Array }> }; result?: { payloads?: Array<{ data?: Uint8Array }> } } => typeof v === 'object' && v !== null)
+          .flatMap((attrs) => [...(attrs.input?.payloads ?? []), ...(attrs.result?.payloads ?? [])])
+          .map((p) => p.data?.length ?? 0),
+      ),
+    );
+    assert.ok(largest > 0, 'payloads were found');
+    assert.ok(largest < 256 * 1024, `largest history payload is ${largest} bytes`);
   });
 });
