@@ -81,6 +81,9 @@ describe('heavy tasks, the user\'s Space and consent-gated fallback', function (
     assert.equal(waiting.attempts[0].kind, 'space');
     assert.equal(waiting.attempts[0].outcome, 'unhealthy');
     assert.equal(oracle.callCount(), 0, 'nothing runs on the oracle before consent');
+    const state = await stack.world.client.workflow.getHandle(`task-${id}`).query('state');
+    assert.equal((state as any).status, 'awaiting_consent');
+    assert.equal((state as any).consent, 'pending');
 
     const consent = await stack.api('POST', `/v1/tasks/${id}/consent`, { token, body: { grant: true } });
     assert.equal(consent.status, 200, consent.text);
