@@ -21,11 +21,15 @@ import {
   type AttemptOutcome,
   type ConsentDecision,
   type RouteTarget,
+  type ResultRef,
   type TaskError,
   type TaskState,
   type TaskStatus,
   type TaskWorkflowInput,
 } from './contracts.ts';
+
+/** One try and 3 retries, for probes and dispatches alike. */
+const MAX_ATTEMPTS = 4;
 
 /**
  * One task: plan a route, then walk it — consent where needed, probe, wait for a concurrency slot, dispatch,
@@ -73,7 +77,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
   // 3 retries, as for dispatch: a Space that is restarting deserves the same patience as a flaky call.
   const prober = proxyActivities<Activities>({
     startToCloseTimeout: policy.probeTimeoutMs * 2,
-    retry: { ...retry, maximumAttempts: 4 },
+    retry: { ...retry, maximumAttempts: MAX_ATTEMPTS },
   });
   // Waiting for a slot is not a failure: it never exhausts and never counts against dispatch retries.
   const slots = proxyActivities<Activities>({
@@ -134,7 +138,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
 
       const healthy = await probeTarget(prober, input.taskId, input.projectId, target);
       if (!healthy.ok) {
-        record(target, 'unhealthy', healthy.reason, 4);
+        record(target, 'unhealthy', healthy.reason, healthy.tries);
         continue;
       }
 
@@ -142,35 +146,38 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         await setStatus('queued', { waitingFor: 'a free dispatch slot' });
         await slots.waitForSlot({ taskId: input.taskId, target });
       }
+      let ref: ResultRef;
       try {
         await setStatus('running', { server: target.serverName, kind: target.kind });
         const dispatcher = proxyActivities<Activities>({
           startToCloseTimeout: target.timeoutMs + 30_000,
           heartbeatTimeout: policy.heartbeatTimeoutMs,
           cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-          retry: { ...retry, maximumAttempts: 4, nonRetryableErrorTypes: NON_RETRYABLE_DISPATCH_ERRORS },
+          retry: { ...retry, maximumAttempts: MAX_ATTEMPTS, nonRetryableErrorTypes: NON_RETRYABLE_DISPATCH_ERRORS },
         });
-        const ref = await dispatcher.dispatch({
+        ref = await dispatcher.dispatch({
           taskId: input.taskId,
           projectId: input.projectId,
           tool: input.tool,
           target,
           requestId: input.requestId,
         });
-        record(target, 'succeeded');
-        state.status = 'succeeded';
-        state.error = undefined;
-        upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: 'succeeded' }]);
-        await bookkeeping.storeResult({ taskId: input.taskId, ref, state: { ...state } });
-        return state;
       } catch (err) {
         if (isCancellation(err)) throw err;
-        const { reason, type } = describeFailure(err);
-        record(target, 'failed', reason, type === undefined || !NON_RETRYABLE_DISPATCH_ERRORS.includes(type) ? 4 : 1);
+        const { reason, type, tries } = describeFailure(err);
+        record(target, 'failed', reason, tries);
         if (type === 'TaskNotFound') return await fail({ code: 'TaskNotFound', message: reason });
+        continue;
       } finally {
+        // Freed before the result is published, so a finished task never still holds a slot.
         await CancellationScope.nonCancellable(() => bookkeeping.releaseSlot({ taskId: input.taskId, target }));
       }
+      record(target, 'succeeded');
+      state.status = 'succeeded';
+      state.error = undefined;
+      upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: 'succeeded' }]);
+      await bookkeeping.storeResult({ taskId: input.taskId, ref, state: { ...state } });
+      return state;
     }
     return await fail({ code: 'AllTargetsFailed', message: summarize(state) });
   } catch (err) {
@@ -192,21 +199,25 @@ async function probeTarget(
   taskId: string,
   projectId: string,
   target: RouteTarget,
-): Promise<{ ok: true } | { ok: false; reason: string }> {
+): Promise<{ ok: true } | { ok: false; reason: string; tries?: number }> {
   try {
     await prober.probe({ taskId, projectId, target });
     return { ok: true };
   } catch (err) {
     if (isCancellation(err)) throw err;
-    return { ok: false, reason: describeFailure(err).reason };
+    const { reason, tries } = describeFailure(err);
+    return { ok: false, reason, tries };
   }
 }
 
-function describeFailure(err: unknown): { reason: string; type?: string } {
+/** The failure's message and type; `tries` only when it is known exactly (every attempt was spent). */
+function describeFailure(err: unknown): { reason: string; type?: string; tries?: number } {
+  const exhausted = err instanceof ActivityFailure && err.retryState === 'MAXIMUM_ATTEMPTS_REACHED';
+  const tries = exhausted ? MAX_ATTEMPTS : undefined;
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return { reason: cause.message, type: cause.type ?? undefined };
-  if (cause instanceof Error) return { reason: cause.message };
-  return { reason: String(cause) };
+  if (cause instanceof ApplicationFailure) return { reason: cause.message, type: cause.type ?? undefined, tries };
+  if (cause instanceof Error) return { reason: cause.message, tries };
+  return { reason: String(cause), tries };
 }
 
 /** A sentence a person can read: what was tried and why each try ended. */

@@ -80,6 +80,7 @@ describe('heavy tasks, the user\'s Space and consent-gated fallback', function (
     assert.equal(space.rejectedCount(), 4, 'one try and three retries');
     assert.equal(waiting.attempts[0].kind, 'space');
     assert.equal(waiting.attempts[0].outcome, 'unhealthy');
+    assert.equal(waiting.attempts[0].tries, 4);
     assert.equal(oracle.callCount(), 0, 'nothing runs on the oracle before consent');
     const state = await stack.world.client.workflow.getHandle(`task-${id}`).query('state');
     assert.equal((state as any).status, 'awaiting_consent');
