@@ -78,4 +78,22 @@ describe('light task on the oracle', function () {
     assert.ok(largest > 0, 'payloads were found');
     assert.ok(largest < 256 * 1024, `largest history payload is ${largest} bytes`);
   });
+
+  it('enforces a per-tool timeout, retries, then fails with a readable reason', async function () {
+    const patched = await stack.api('PATCH', '/v1/mcps/tools', { token, body: { toolTimeouts: { slow: 300 } } });
+    assert.equal(patched.status, 200, patched.text);
+    try {
+      const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'slow', arguments: { ms: 5000 } } });
+      const task = await stack.waitForStatus(token, submit.body.id, ['succeeded', 'failed'], 30_000);
+      assert.equal(task.status, 'failed');
+      assert.equal(task.error.code, 'AllTargetsFailed');
+      assert.match(task.error.message, /timed out after 300 ms/);
+      assert.deepEqual(task.attempts.map((a: any) => [a.outcome, a.tries]), [['failed', 4]]);
+      assert.equal(oracle.callCount('slow'), 4);
+      const events = await stack.world.events.list(submit.body.id, 0);
+      assert.deepEqual(events.slice(-2).map((e) => e.type), ['error', 'status']);
+    } finally {
+      await stack.api('PATCH', '/v1/mcps/tools', { token, body: { toolTimeouts: { slow: 600_000 } } });
+    }
+  });
 });
