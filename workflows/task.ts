@@ -73,6 +73,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
     startToCloseTimeout: '30s',
     retry: { ...retry, maximumAttempts: 10, nonRetryableErrorTypes: ['TaskNotFound'] },
   });
+  // Short Postgres/Redis steps run as local activities: no round trip through the server's task queue.
   const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: { ...retry, maximumAttempts: 10 } });
   // 3 retries, as for dispatch: a Space that is restarting deserves the same patience as a flaky call.
   const prober = proxyActivities<Activities>({
@@ -102,7 +103,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
 
   try {
     await setStatus('routing');
-    const plan = await bookkeeping.planRoute({ taskId: input.taskId, projectId: input.projectId, tool: input.tool, heavy: input.heavy });
+    const plan = await local.planRoute({ taskId: input.taskId, projectId: input.projectId, tool: input.tool, heavy: input.heavy });
     if (plan.targets.length === 0) {
       return await fail({ code: 'NoRoute', message: plan.note ?? `no enabled server offers the tool "${input.tool}"` });
     }
@@ -142,7 +143,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         continue;
       }
 
-      if (!(await bookkeeping.tryAcquireSlot({ taskId: input.taskId, target }))) {
+      if (!(await local.tryAcquireSlot({ taskId: input.taskId, target }))) {
         await setStatus('queued', { waitingFor: 'a free dispatch slot' });
         await slots.waitForSlot({ taskId: input.taskId, target });
       }
@@ -170,7 +171,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         continue;
       } finally {
         // Freed before the result is published, so a finished task never still holds a slot.
-        await CancellationScope.nonCancellable(() => bookkeeping.releaseSlot({ taskId: input.taskId, target }));
+        await CancellationScope.nonCancellable(() => local.releaseSlot({ taskId: input.taskId, target }));
       }
       record(target, 'succeeded');
       state.status = 'succeeded';
