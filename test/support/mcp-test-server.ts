@@ -18,6 +18,25 @@ export interface TestMcpServerOptions {
   port?: number;
   transport?: TestMcpTransport;
   requireBearer?: string;
+  /**
+   * Where the Streamable HTTP endpoint lives (default '/mcp', with legacy SSE at '/sse' and POSTs to '/messages').
+   * Any other base puts legacy SSE under it, like Gradio: '/gradio_api/mcp/' serves Streamable HTTP there,
+   * the SSE stream at '/gradio_api/mcp/sse' and its POSTs at '/gradio_api/mcp/messages/'.
+   */
+  basePath?: string;
+  /** Every tool is registered as `${toolPrefix}${name}` (Gradio prefixes tool names with the Space name). */
+  toolPrefix?: string;
+  /**
+   * Called first on every request; a returned answer is sent instead of handling the request
+   * (a Space's stage shapes what its host answers).
+   */
+  gate?: (req: IncomingMessage) => undefined | TestMcpGateAnswer;
+}
+
+export interface TestMcpGateAnswer {
+  status: number;
+  body: string;
+  headers?: Record<string, string>;
 }
 
 export interface TestMcpServer {
@@ -31,8 +50,10 @@ export interface TestMcpServer {
   mode: 'up' | 'down' | 'fail-calls';
   /** Fail this many upcoming tools/call requests with 503, then recover. */
   failNextCalls: number;
-  /** Tool executions (requests rejected before reaching a tool are not counted). */
+  /** Tool executions (requests rejected before reaching a tool are not counted); `tool` with or without the prefix. */
   callCount(tool?: string): number;
+  /** The prefix every tool name carries ('' by default). */
+  toolPrefix: string;
   inFlight(): number;
   maxInFlight(): number;
   resetStats(): void;
@@ -65,6 +86,8 @@ interface Stats {
 export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promise<TestMcpServer> {
   const name = opts.name ?? 'test-mcp';
   const transport = opts.transport ?? 'both';
+  const toolPrefix = opts.toolPrefix ?? '';
+  const paths = endpointPaths(opts.basePath ?? '/mcp');
   const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [], rejected: 0 };
   const sseSessions = new Map<string, SSEServerTransport>();
   const sockets = new Set<Socket>();
@@ -76,8 +99,12 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     port: opts.port ?? 0,
     mode: 'up',
     failNextCalls: 0,
-    callCount: (tool) =>
-      tool === undefined ? [...stats.calls.values()].reduce((a, b) => a + b, 0) : (stats.calls.get(tool) ?? 0),
+    toolPrefix,
+    callCount: (tool) => {
+      if (tool === undefined) return [...stats.calls.values()].reduce((a, b) => a + b, 0);
+      const bare = toolPrefix !== '' && tool.startsWith(toolPrefix) && !stats.calls.has(tool) ? tool.slice(toolPrefix.length) : tool;
+      return stats.calls.get(bare) ?? 0;
+    },
     inFlight: () => stats.inFlight,
     maxInFlight: () => stats.maxInFlight,
     resetStats: () => {
@@ -115,6 +142,15 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const auth = req.headers.authorization;
     if (auth !== undefined) stats.authorization.push(auth);
+    const gated = opts.gate?.(req);
+    if (gated !== undefined) {
+      // Drain the body so the connection can be reused, then answer for the gate.
+      req.resume();
+      res
+        .writeHead(gated.status, { 'content-type': 'text/plain', connection: 'close', ...gated.headers })
+        .end(gated.body);
+      return;
+    }
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const sessionId = new URL(req.url ?? '/', 'http://localhost').searchParams.get('sessionId');
 
@@ -130,7 +166,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     const legacy = transport !== 'streamable-http';
     const streamable = transport !== 'sse-only';
 
-    if (path === '/mcp' && streamable) {
+    if (paths.streamable.includes(path) && streamable) {
       // Stateless server: nothing to stream outside a POST, no session to delete.
       if (req.method !== 'POST') return plain(res, 405, 'method not allowed');
       const body = await readJson(req);
@@ -139,7 +175,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
         stats.rejected++;
         return plain(res, 503, 'tools/call unavailable');
       }
-      const server = buildServer(name, stats);
+      const server = buildServer(name, stats, toolPrefix);
       const t = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       // The client going away (abort, close) must abort the running tool handler.
       res.on('close', () => {
@@ -151,10 +187,10 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       return;
     }
 
-    if ((path === '/sse' || path === '/mcp') && legacy) {
+    if ((path === paths.sse || paths.streamable.includes(path)) && legacy) {
       if (req.method !== 'GET') return plain(res, 405, 'method not allowed');
-      const server = buildServer(name, stats);
-      const t = new SSEServerTransport('/messages', res);
+      const server = buildServer(name, stats, toolPrefix);
+      const t = new SSEServerTransport(paths.messages, res);
       sseSessions.set(t.sessionId, t);
       res.on('close', () => {
         sseSessions.delete(t.sessionId);
@@ -164,7 +200,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       return;
     }
 
-    if (path === '/messages' && legacy && req.method === 'POST') {
+    if (path === paths.messages && legacy && req.method === 'POST') {
       const t = sessionId ? sseSessions.get(sessionId) : undefined;
       if (!t) return plain(res, 404, 'unknown session');
       const body = await readJson(req);
@@ -196,13 +232,32 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
   if (address === null || typeof address === 'string') throw new Error('test MCP server has no TCP address');
   state.port = address.port;
   state.origin = `http://127.0.0.1:${address.port}`;
-  state.url = `${state.origin}/mcp`;
-  state.sseUrl = `${state.origin}/sse`;
+  state.url = `${state.origin}${paths.streamable[0]}`;
+  state.sseUrl = `${state.origin}${paths.sse}`;
   return state;
 }
 
-function buildServer(name: string, stats: Stats): McpServer {
+interface EndpointPaths {
+  /** The first is the advertised one; a base with a trailing slash also answers without it. */
+  streamable: string[];
+  sse: string;
+  messages: string;
+}
+
+function endpointPaths(basePath: string): EndpointPaths {
+  const base = basePath.startsWith('/') ? basePath : `/${basePath}`;
+  if (base === '/mcp') return { streamable: ['/mcp'], sse: '/sse', messages: '/messages' };
+  const trimmed = base.replace(/\/+$/, '');
+  return {
+    streamable: trimmed === '' ? ['/'] : base === trimmed ? [base] : [base, trimmed],
+    sse: `${trimmed}/sse`,
+    messages: `${trimmed}/messages/`,
+  };
+}
+
+function buildServer(name: string, stats: Stats, prefix: string): McpServer {
   const server = new McpServer({ name, version: '1.0.0' });
+  const registerTool: McpServer['registerTool'] = (toolName, config, cb) => server.registerTool(`${prefix}${toolName}`, config, cb);
 
   const counted = <A, R>(tool: string, fn: (args: A, extra: ToolExtra) => Promise<R>) => {
     return async (args: A, extra: ToolExtra): Promise<R> => {
@@ -217,13 +272,13 @@ function buildServer(name: string, stats: Stats): McpServer {
     };
   };
 
-  server.registerTool(
+  registerTool(
     'echo',
     { description: 'Echoes text back', inputSchema: { text: z.string() } },
     counted('echo', async ({ text }: { text: string }) => ({ content: [{ type: 'text' as const, text }] })),
   );
 
-  server.registerTool(
+  registerTool(
     'slow',
     {
       description: 'Sleeps ms milliseconds, reporting progress in steps',
@@ -246,7 +301,7 @@ function buildServer(name: string, stats: Stats): McpServer {
     }),
   );
 
-  server.registerTool(
+  registerTool(
     'large',
     { description: 'Returns a text of exactly `bytes` characters', inputSchema: { bytes: z.number().int().min(0) } },
     counted('large', async ({ bytes }: { bytes: number }) => ({
@@ -254,7 +309,7 @@ function buildServer(name: string, stats: Stats): McpServer {
     })),
   );
 
-  server.registerTool(
+  registerTool(
     'fail',
     { description: 'Always reports a tool error', inputSchema: { message: z.string() } },
     counted('fail', async ({ message }: { message: string }) => ({
@@ -263,7 +318,7 @@ function buildServer(name: string, stats: Stats): McpServer {
     })),
   );
 
-  server.registerTool(
+  registerTool(
     'whoami',
     { description: "Returns this server's name", inputSchema: {} },
     counted('whoami', async () => ({ content: [{ type: 'text' as const, text: name }] })),
