@@ -1,10 +1,15 @@
 import path from 'node:path';
 import type { BlobStore } from '../core/blob-store.ts';
 import { createFileBlobStore } from './file-blob-store.ts';
+import { createDatasetBlobStore } from './huggingface/dataset-blob-store.ts';
 
 export interface BlobStoreDeps {
   /** Relative `file://` directories are resolved against this (the process's data or working directory). */
   baseDir: string;
+  /** Hub base URL for `hf://` stores (HF_ENDPOINT); https://huggingface.co when unset. */
+  hfEndpoint?: string;
+  /** Token that may create and write the dataset (and read it, if private). */
+  hfToken?: string;
 }
 
 /** Picks the backend named by a `RESULT_STORE` URI. */
@@ -17,7 +22,13 @@ export function createBlobStore(uri: string, deps: BlobStoreDeps): BlobStore {
     return createFileBlobStore(dir);
   }
   if (uri.startsWith('hf://datasets/')) {
-    throw new Error(`result store "${uri}": the Hugging Face dataset store is not available yet; use file://DIR`);
+    const m = /^hf:\/\/datasets\/([A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*)\/?$/.exec(uri);
+    if (!m) throw new Error(`result store "${uri}" must be hf://datasets/OWNER/NAME`);
+    return createDatasetBlobStore({
+      repo: m[1]!,
+      hubUrl: deps.hfEndpoint || 'https://huggingface.co',
+      ...(deps.hfToken ? { accessToken: deps.hfToken } : {}),
+    });
   }
   throw new Error(`result store "${uri}" is not supported (use file://DIR or hf://datasets/OWNER/NAME)`);
 }
