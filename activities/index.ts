@@ -14,8 +14,17 @@ import type { Db } from '../src/db/create-db.ts';
 import { callTool } from '../src/integrations/mcp/call-tool.ts';
 import type { McpEndpoint } from '../src/integrations/mcp/connect.ts';
 import { probeEndpoint } from '../src/integrations/mcp/probe.ts';
+import { listTools } from '../src/integrations/mcp/list-tools.ts';
+import { mapSpaceTools, waitForSpace, type SpacesClient } from '../src/integrations/huggingface/spaces.ts';
 import type { ResultRef, RoutePlan, RouteTarget, TaskState } from '../workflows/contracts.ts';
 import { toActivityFailure } from './failures.ts';
+
+/** A Space bound by id: what the Hub checks need. The token never leaves the worker. */
+interface SpaceAccess {
+  spaceId: string;
+  host: string;
+  token?: string;
+}
 
 export interface ActivityDeps {
   db: Db;
@@ -26,9 +35,17 @@ export interface ActivityDeps {
   slots: ConcurrencySlots;
   results: ResultService;
   events: TaskEvents;
+  spaces: SpacesClient;
   metrics: Metrics;
   log: Logger;
-  settings: { toolTimeoutMs: number; probeTimeoutMs: number; slotPollMs: number; heartbeatEveryMs: number };
+  settings: {
+    toolTimeoutMs: number;
+    probeTimeoutMs: number;
+    slotPollMs: number;
+    heartbeatEveryMs: number;
+    spaceStartTimeoutMs: number;
+    spacePollMs: number;
+  };
 }
 
 /** Activities are thin adapters: they call src/core and src/integrations and translate errors for Temporal. */
@@ -36,11 +53,62 @@ export function createActivities(deps: ActivityDeps) {
   const { settings } = deps;
 
   /** Where and how to reach a target; a Space's token is loaded here, never carried in history. */
-  async function endpointFor(projectId: string, target: RouteTarget): Promise<McpEndpoint> {
-    if (target.kind === 'oracle') return { url: target.url, transport: target.transport };
+  async function endpointFor(projectId: string, target: RouteTarget): Promise<{ endpoint: McpEndpoint; space?: SpaceAccess; toolMap?: Record<string, string> }> {
+    if (target.kind === 'oracle') return { endpoint: { url: target.url, transport: target.transport } };
     const creds = await deps.bindings.credentials(projectId, target.serverId);
     if (!creds) throw ApplicationFailure.nonRetryable('the Space binding was removed', 'TargetRejected');
-    return { url: creds.url, transport: target.transport, ...(creds.token ? { headers: { Authorization: `Bearer ${creds.token}` } } : {}) };
+    return {
+      endpoint: { url: creds.url, transport: target.transport, ...(creds.token ? { headers: { Authorization: `Bearer ${creds.token}` } } : {}) },
+      ...(creds.spaceId ? { space: { spaceId: creds.spaceId, host: new URL(creds.url).origin, token: creds.token } } : {}),
+      ...(creds.toolMap ? { toolMap: creds.toolMap } : {}),
+    };
+  }
+
+  /**
+   * A Space named by id: read its stage from the Hub before touching it; wake it or wait for its build, bounded and
+   * heartbeating, and say so in the task's events. Unavailable stages fail at once (no retry) so the fallback runs.
+   */
+  async function readySpace(taskId: string, target: RouteTarget, space: SpaceAccess | undefined): Promise<void> {
+    if (!space) return;
+    const ctx = Context.current();
+    let lastPhase: string | undefined;
+    const outcome = await waitForSpace({
+      spaceId: space.spaceId,
+      token: space.token,
+      client: deps.spaces,
+      host: space.host,
+      budgetMs: settings.spaceStartTimeoutMs,
+      pollMs: settings.spacePollMs,
+      signal: ctx.cancellationSignal,
+      heartbeat: () => ctx.heartbeat(),
+      onPhase: (phase, stage) => {
+        if (phase === lastPhase) return;
+        lastPhase = phase;
+        const message = SPACE_PHASE_MESSAGES[phase]?.(space.spaceId, stage);
+        deps.events.append(taskId, 'progress', { phase, stage, ...(message ? { message } : {}) }).catch(() => undefined);
+      },
+    });
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('the task was canceled');
+    if (!outcome.ready) {
+      await deps.health.record(target.serverId, 'space', { healthy: false });
+      throw ApplicationFailure.nonRetryable(outcome.reason, 'TargetUnavailable');
+    }
+  }
+
+  /**
+   * The Space's name for a tool. Gradio prefixes tool names with the Space's name; a Space bound while asleep has no
+   * map yet, so it is learnt here (the Space is awake once probed) and kept on the binding.
+   */
+  async function spaceToolName(projectId: string, target: RouteTarget, tool: string, endpoint: McpEndpoint, toolMap?: Record<string, string>): Promise<string> {
+    if (target.kind !== 'space' || !target.spaceId) return tool;
+    if (toolMap?.[tool]) return toolMap[tool];
+    const server = await deps.registry.get(target.serverId);
+    const offered = await listTools(endpoint, { timeoutMs: settings.probeTimeoutMs * 2 });
+    const mapped = mapSpaceTools(server.tools.map((t) => t.name), offered.map((t) => t.name), target.spaceId);
+    await deps.bindings.learnToolMap(projectId, target.serverId, mapped.map, mapped.missing);
+    const name = mapped.map[tool];
+    if (!name) throw ApplicationFailure.nonRetryable(`your Space ${target.spaceId} does not offer the tool "${tool}"`, 'ToolNotFound');
+    return name;
   }
 
   const healthScope = (projectId: string, target: RouteTarget) => (target.kind === 'space' ? projectId : undefined);
@@ -48,12 +116,12 @@ export function createActivities(deps: ActivityDeps) {
   return {
     async planRoute(input: { taskId: string; projectId: string; tool: string; heavy: boolean }): Promise<RoutePlan> {
       const offerings = await deps.registry.offerings(input.tool);
-      const spaces = await deps.bindings.urlsFor(input.projectId, offerings.map((o) => o.server.id));
+      const spaces = await deps.bindings.spacesFor(input.projectId, offerings.map((o) => o.server.id));
       const candidates: RouteCandidate[] = await Promise.all(
         offerings.map(async (o) => ({
           server: o.server,
           tool: o.tool,
-          ...(spaces.has(o.server.id) ? { space: { url: spaces.get(o.server.id)! } } : {}),
+          ...(spaces.has(o.server.id) ? { space: spaces.get(o.server.id)! } : {}),
           health: {
             oracle: await deps.health.read(o.server.id, 'oracle'),
             space: await deps.health.read(o.server.id, 'space', input.projectId),
@@ -75,7 +143,8 @@ export function createActivities(deps: ActivityDeps) {
     /** Throws (retryably) when the target is unhealthy, so the probe gets the same retries as a dispatch. */
     async probe(input: { taskId: string; projectId: string; target: RouteTarget }): Promise<void> {
       const ctx = Context.current();
-      const endpoint = await endpointFor(input.projectId, input.target);
+      const { endpoint, space } = await endpointFor(input.projectId, input.target);
+      await readySpace(input.taskId, input.target, space);
       const result = await probeEndpoint(endpoint, {
         healthPath: input.target.healthPath,
         timeoutMs: settings.probeTimeoutMs,
@@ -116,7 +185,7 @@ export function createActivities(deps: ActivityDeps) {
       const log = deps.log.child({ taskId, requestId: input.requestId, server: target.serverName, kind: target.kind, attempt: ctx.info.attempt });
       const args = await loadArguments(deps.db, taskId);
       if (!args) throw ApplicationFailure.nonRetryable(`task ${taskId} has no stored arguments`, 'TaskNotFound');
-      const endpoint = await endpointFor(input.projectId, target);
+      const { endpoint, toolMap } = await endpointFor(input.projectId, target);
       const scope = { serverId: target.serverId, serverMax: target.maxConcurrency };
 
       // Progress events are appended one after another so their order is the order the server sent them.
@@ -135,7 +204,9 @@ export function createActivities(deps: ActivityDeps) {
       deps.metrics.dispatchesInFlight.inc();
       let outcome = 'failed';
       try {
-        const result = await callTool(endpoint, input.tool, args, {
+        // Gradio names a Space's tools after the Space; the binding recorded which one serves this tool.
+        const toolName = await spaceToolName(input.projectId, target, input.tool, endpoint, toolMap);
+        const result = await callTool(endpoint, toolName, args, {
           timeoutMs: target.timeoutMs,
           signal: ctx.cancellationSignal,
           onProgress: (p) => {
@@ -164,16 +235,31 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    /** The output is already in the result store: cache it, mark the task succeeded, publish. */
-    async storeResult(input: { taskId: string; ref: ResultRef; state: TaskState }): Promise<void> {
+    /**
+     * The output is already saved: move a staged one to the blob store (Hub failures throw and are retried here,
+     * without running the tool again), cache it, mark the task succeeded, publish.
+     */
+    async storeResult(input: { taskId: string; ref: ResultRef; state: TaskState }): Promise<ResultRef> {
       try {
+        const ref = await deps.results.publish(input.taskId);
+        if (!ref) throw ApplicationFailure.nonRetryable(`task ${input.taskId} has no saved output`, 'ResultMissing');
         await deps.results.warmCache(input.taskId);
-        await deps.tasks.recordSuccess(input.taskId, input.ref, input.state);
+        await deps.tasks.recordSuccess(input.taskId, ref, input.state);
+        return ref;
       } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        deps.log.warn({ taskId: input.taskId, err: { message: (err as Error).message } }, 'storing the result failed');
         throw toActivityFailure(err);
       }
     },
   };
 }
+
+const SPACE_PHASE_MESSAGES: Record<string, (spaceId: string, stage: string) => string> = {
+  waking: (id, stage) => `Your Space ${id} is ${stage.toLowerCase()}: waking it`,
+  waiting_for_build: (id, stage) => `Your Space ${id} is starting (${stage}): waiting for it`,
+  ready: (id) => `Your Space ${id} is running`,
+  unavailable: (id, stage) => `Your Space ${id} is unavailable (${stage})`,
+};
 
 export type Activities = ReturnType<typeof createActivities>;

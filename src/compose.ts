@@ -17,6 +17,7 @@ import { createTaskEvents } from './core/task-events.ts';
 import { createTaskService } from './core/tasks.ts';
 import { createDb } from './db/create-db.ts';
 import { createBlobStore } from './integrations/blob-store-factory.ts';
+import { classifyStage, createSpacesClient, mapSpaceTools } from './integrations/huggingface/spaces.ts';
 import { listTools } from './integrations/mcp/list-tools.ts';
 import { probeEndpoint } from './integrations/mcp/probe.ts';
 import type { Logger } from './lib/logger.ts';
@@ -50,10 +51,27 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     keyPrefix: prefix,
     discover: (endpoint) => listTools(endpoint, { timeoutMs: config.task.probeTimeoutMs * 2 }),
   });
-  const bindings = createSpaceBindings({ db, secrets, projects, registry });
+  const spaces = createSpacesClient({ hubUrl: config.huggingFace.endpoint });
+  const bindings = createSpaceBindings({
+    db,
+    secrets,
+    projects,
+    registry,
+    spaces: {
+      info: (id, token) => spaces.info(id, token),
+      isReady: (stage) => classifyStage(stage) === 'ready',
+      mapTools: mapSpaceTools,
+    },
+    listTools: ({ url, token }) =>
+      listTools({ url, transport: 'auto', ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) }, { timeoutMs: config.task.probeTimeoutMs * 2 }),
+  });
   const health = createHealthStore({ redis, keyPrefix: prefix });
   const slots = createConcurrencySlots({ redis, maxGlobal: config.limits.maxConcurrentJobs, leaseMs: Math.max(config.task.heartbeatTimeoutMs * 2, 10_000), keyPrefix: prefix });
-  const blobs = createBlobStore(config.results.store, { baseDir: opts.baseDir ?? process.cwd() });
+  const blobs = createBlobStore(config.results.store, {
+    baseDir: opts.baseDir ?? process.cwd(),
+    hfEndpoint: config.huggingFace.endpoint,
+    hfToken: config.huggingFace.token,
+  });
   const results = createResultService({ db, redis, blobs, inlineMaxBytes: config.results.inlineMaxBytes, keyPrefix: prefix });
   const events = createTaskEvents({
     db,
@@ -72,19 +90,30 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       retryMaxMs: config.task.retryMaxMs,
       probeTimeoutMs: config.task.probeTimeoutMs,
       heartbeatTimeoutMs: config.task.heartbeatTimeoutMs,
+      spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
     },
   });
   const tasks = createTaskService({ db, projects, registry, runner, events, results, onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }) });
 
-  /** Checks outside a task probe the oracle only: a user's Space is never touched (it may be asleep). */
-  async function checkServerHealth(server: McpServer): Promise<Record<string, unknown>> {
-    if (!server.oracleUrl) return { oracle: null };
-    const result = await probeEndpoint(
-      { url: server.oracleUrl, transport: server.transport },
-      { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs },
-    );
-    await health.record(server.id, 'oracle', result);
-    return { oracle: result };
+  /**
+   * Checks outside a task: the oracle gets an MCP probe; a project's Space is looked at through the Hub API only, so a
+   * sleeping Space stays asleep.
+   */
+  async function checkServerHealth(server: McpServer, space?: { projectId: string }): Promise<Record<string, unknown>> {
+    const oracle = server.oracleUrl
+      ? await probeEndpoint({ url: server.oracleUrl, transport: server.transport }, { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs })
+      : null;
+    if (oracle) await health.record(server.id, 'oracle', oracle);
+    if (!space) return { oracle };
+    const creds = await bindings.credentials(space.projectId, server.id);
+    if (!creds) return { oracle, space: null };
+    if (!creds.spaceId) return { oracle, space: { url: creds.url, stage: null, note: 'bound by URL: its stage is unknown without waking it' } };
+    try {
+      const { stage } = await spaces.runtime(creds.spaceId, creds.token);
+      return { oracle, space: { spaceId: creds.spaceId, stage, state: classifyStage(stage) } };
+    } catch (err) {
+      return { oracle, space: { spaceId: creds.spaceId, stage: null, error: (err as Error).name === 'SpaceNotFoundError' ? 'not found on the Hub' : 'the Hub did not answer' } };
+    }
   }
 
   const activities = createActivities({
@@ -96,6 +125,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     slots,
     results,
     events,
+    spaces,
     metrics,
     log: log.child({ component: 'activities' }),
     settings: {
@@ -103,6 +133,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       probeTimeoutMs: config.task.probeTimeoutMs,
       slotPollMs: 200,
       heartbeatEveryMs: Math.max(Math.min(config.task.heartbeatTimeoutMs / 3, 5000), 200),
+      spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
+      spacePollMs: config.task.spacePollMs,
     },
   });
 

@@ -43,6 +43,8 @@ const schema = z.object({
   TOOL_TIMEOUT: duration.default(10 * 60_000),
   PROBE_TIMEOUT: duration.default(5000),
   HEARTBEAT_TIMEOUT: duration.default(30_000),
+  SPACE_START_TIMEOUT: duration.default(5 * 60_000),
+  SPACE_POLL_INTERVAL: duration.default(2000),
   REDIS_PREFIX: z.string().regex(/^[\w:.-]*$/).default('orch:'),
   SSE_HEARTBEAT: duration.default(15_000),
   ENCRYPTION_KEY: z.string({ error: 'is required (32 bytes as 64 hex characters; `npm start` generates one)' }).regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64'),
@@ -71,6 +73,8 @@ export type Config = Readonly<{
     toolTimeoutMs: number;
     probeTimeoutMs: number;
     heartbeatTimeoutMs: number;
+    spaceStartTimeoutMs: number;
+    spacePollMs: number;
   }>;
   sseHeartbeatMs: number;
   encryptionKey: string;
@@ -128,6 +132,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       toolTimeoutMs: e.TOOL_TIMEOUT,
       probeTimeoutMs: e.PROBE_TIMEOUT,
       heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT,
+      spaceStartTimeoutMs: e.SPACE_START_TIMEOUT,
+      spacePollMs: e.SPACE_POLL_INTERVAL,
     }),
     sseHeartbeatMs: e.SSE_HEARTBEAT,
     encryptionKey: e.ENCRYPTION_KEY,

@@ -24,6 +24,8 @@ export interface RouteTarget {
   /** Work meant for the user's Space that would run on platform infrastructure. */
   needsConsent: boolean;
   timeoutMs: number;
+  /** A Space named by id: its Hub runtime stage is read before it is touched. */
+  spaceId?: string;
   maxConcurrency?: number;
 }
 
@@ -41,6 +43,8 @@ export interface TaskPolicy {
   probeTimeoutMs: number;
   /** How long a silent dispatch may go before Temporal declares its worker lost and retries elsewhere. */
   heartbeatTimeoutMs: number;
+  /** How long a probe may wait for a sleeping or building Space to come up. */
+  spaceStartTimeoutMs: number;
 }
 
 /** Ids and routing facts only: the tool arguments stay in Postgres (they may be megabytes). */
@@ -88,9 +92,9 @@ export interface ConsentDecision {
   by?: string;
 }
 
-/** Small summary of a stored result; the bytes never enter history. */
+/** Small summary of a stored result; the bytes never enter history. `staged`: waiting for the blob store. */
 export interface ResultRef {
-  storage: 'inline' | 'pointer';
+  storage: 'inline' | 'staged' | 'pointer';
   size: number;
   sha256: string;
   mediaType: string;

@@ -77,8 +77,10 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
   const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: { ...retry, maximumAttempts: 10 } });
   // 3 retries, as for dispatch: a Space that is restarting deserves the same patience as a flaky call.
   const prober = proxyActivities<Activities>({
-    startToCloseTimeout: policy.probeTimeoutMs * 2,
-    retry: { ...retry, maximumAttempts: MAX_ATTEMPTS },
+    // A probe may wait for a sleeping Space to wake, heartbeating while it waits.
+    startToCloseTimeout: policy.probeTimeoutMs * 2 + (policy.spaceStartTimeoutMs ?? 0),
+    heartbeatTimeout: policy.heartbeatTimeoutMs,
+    retry: { ...retry, maximumAttempts: MAX_ATTEMPTS, nonRetryableErrorTypes: ['TargetUnavailable'] },
   });
   // Waiting for a slot is not a failure: it never exhausts and never counts against dispatch retries.
   const slots = proxyActivities<Activities>({
@@ -174,10 +176,19 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         await CancellationScope.nonCancellable(() => local.releaseSlot({ taskId: input.taskId, target }));
       }
       record(target, 'succeeded');
-      state.status = 'succeeded';
       state.error = undefined;
+      try {
+        await bookkeeping.storeResult({ taskId: input.taskId, ref, state: { ...state, status: 'succeeded' } });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        // The output stays staged in Postgres: not lost, and not silently dropped.
+        return await fail({
+          code: 'ResultNotStored',
+          message: `The tool finished, but its result could not be stored: ${describeFailure(err).reason}. The output is kept in staging.`,
+        });
+      }
+      state.status = 'succeeded';
       upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: 'succeeded' }]);
-      await bookkeeping.storeResult({ taskId: input.taskId, ref, state: { ...state } });
       return state;
     }
     return await fail({ code: 'AllTargetsFailed', message: summarize(state) });

@@ -48,7 +48,7 @@ export function createApp(deps: AppDeps): Koa {
   const routers = [
     projectRoutes(deps),
     spaceRoutes(deps),
-    mcpRoutes({ registry: deps.registry, checkHealth: deps.checkServerHealth }),
+    mcpRoutes({ registry: deps.registry, projects: deps.projects, checkHealth: deps.checkServerHealth }),
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs }),
     taskRoutes(deps),
   ];

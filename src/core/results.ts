@@ -52,6 +52,24 @@ async function upsertResult(db: Db, taskId: string, r: StoredResult): Promise<vo
     .execute();
 }
 
+async function upsertStaged(db: Db, taskId: string, r: { content: Buffer; size: number; sha256: string; mediaType: string }): Promise<void> {
+  const row = { content: r.content, size: r.size, sha256: r.sha256, media_type: r.mediaType };
+  await db
+    .insertInto('result_staging')
+    .values({ task_id: taskId, ...row })
+    .onConflict((oc) => oc.column('task_id').doUpdateSet(row))
+    .execute();
+}
+
+async function findStaged(db: Db, taskId: string): Promise<{ content: Buffer; size: number; sha256: string; mediaType: string } | undefined> {
+  const row = await db.selectFrom('result_staging').select(['content', 'size', 'sha256', 'media_type']).where('task_id', '=', taskId).executeTakeFirst();
+  return row && { content: row.content, size: Number(row.size), sha256: row.sha256, mediaType: row.media_type };
+}
+
+async function deleteStaged(db: Db, taskId: string): Promise<void> {
+  await db.deleteFrom('result_staging').where('task_id', '=', taskId).execute();
+}
+
 async function findResult(db: Db, taskId: string): Promise<StoredResult | undefined> {
   const row = await db
     .selectFrom('results')
@@ -147,18 +165,38 @@ export function createResultService(deps: {
   }
 
   return {
+    /**
+     * Called by the dispatch: small outputs are stored inline at once; large ones are staged in Postgres and moved to
+     * the blob store by publish(), so an upload that fails is retried without running the tool again.
+     */
     async save(taskId: string, content: Buffer, mediaType: string): Promise<ResultRef> {
       const size = content.length;
       const sha256 = sha256Hex(content);
       if (size <= inlineMaxBytes) {
         await upsertResult(db, taskId, { content, location: null, size, sha256, mediaType });
+        await deleteStaged(db, taskId);
       } else {
-        const { location } = await blobs.put(`tasks/${taskId}/result${extensionFor(mediaType)}`, content, mediaType);
-        await upsertResult(db, taskId, { content: null, location, size, sha256, mediaType });
+        await upsertStaged(db, taskId, { content, size, sha256, mediaType });
       }
       // A retried dispatch may have replaced an earlier result: never serve the old bytes from the cache.
       await redis.del(cacheKey(taskId));
-      return { storage: size <= inlineMaxBytes ? 'inline' : 'pointer', size, sha256, mediaType };
+      return { storage: size <= inlineMaxBytes ? 'inline' : 'staged', size, sha256, mediaType };
+    },
+
+    /** Moves a staged output to the blob store (idempotent); returns the stored result's reference. */
+    async publish(taskId: string): Promise<ResultRef | undefined> {
+      const staged = await findStaged(db, taskId);
+      if (staged) {
+        const { location } = await blobs.put(`tasks/${taskId}/result${extensionFor(staged.mediaType)}`, staged.content, staged.mediaType);
+        await db.transaction().execute(async (trx) => {
+          await upsertResult(trx, taskId, { content: null, location, size: staged.size, sha256: staged.sha256, mediaType: staged.mediaType });
+          await deleteStaged(trx, taskId);
+        });
+        await redis.del(cacheKey(taskId));
+      }
+      const row = await findResult(db, taskId);
+      if (!row) return undefined;
+      return { storage: row.content ? 'inline' : 'pointer', size: row.size, sha256: row.sha256, mediaType: row.mediaType };
     },
 
     async describe(taskId: string): Promise<ResultView | undefined> {

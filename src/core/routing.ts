@@ -14,8 +14,8 @@ export interface HealthSignal {
 export interface RouteCandidate {
   server: Pick<McpServer, 'id' | 'name' | 'oracleUrl' | 'transport' | 'healthPath' | 'canRunOnUserSpace' | 'fallbackToOracle' | 'cost' | 'maxConcurrency'>;
   tool: Pick<McpTool, 'name' | 'heavy' | 'timeoutMs'>;
-  /** The project's Space for this server, if bound. */
-  space?: { url: string };
+  /** The project's Space for this server, if bound (by id when it was bound by id). */
+  space?: { url: string; spaceId?: string };
   health?: { oracle?: HealthSignal; space?: HealthSignal };
   inFlight?: number;
 }
@@ -52,6 +52,7 @@ function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boole
     transport: c.server.transport,
     // A user's Space exposes only MCP; the declared health path belongs to the oracle deployment.
     ...(kind === 'oracle' && c.server.healthPath ? { healthPath: c.server.healthPath } : {}),
+    ...(kind === 'space' && c.space?.spaceId ? { spaceId: c.space.spaceId } : {}),
     needsConsent,
     timeoutMs: c.tool.timeoutMs ?? defaultTimeoutMs,
     ...(c.server.maxConcurrency ? { maxConcurrency: c.server.maxConcurrency } : {}),

@@ -1,11 +1,18 @@
 import type { Db } from '../db/create-db.ts';
-import { NotFoundError } from './errors.ts';
+import { InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
 import type { ProjectService } from './projects.ts';
-import type { Registry } from './registry.ts';
+import type { DiscoveredTool, Registry } from './registry.ts';
 
 export interface SecretBox {
   seal(plain: string): string;
   open(sealed: string): string;
+}
+
+/** What a binding needs of the Hub: a Space's MCP endpoint and whether it is up (reading this never wakes it). */
+export interface SpaceDirectory {
+  info(spaceId: string, token?: string): Promise<{ id: string; mcpUrl: string; stage: string }>;
+  isReady(stage: string): boolean;
+  mapTools(serverTools: string[], spaceTools: string[], spaceId: string): { map: Record<string, string>; missing: string[] };
 }
 
 /** What clients see: the token is never returned, only whether one is stored. */
@@ -16,26 +23,95 @@ export interface SpaceBinding {
   spaceId: string | null;
   url: string;
   hasToken: boolean;
+  /** Server tool → the Space's tool, when the Space's tools could be listed (it was running). */
+  toolMap: Record<string, string> | null;
+  /** Server tools the Space does not offer. */
+  missingTools: string[] | null;
   updatedAt: string;
 }
 
-export function createSpaceBindings(deps: { db: Db; secrets: SecretBox; projects: ProjectService; registry: Registry }) {
+interface Row {
+  server_id: string;
+  space_id: string | null;
+  url: string;
+  token_sealed: string | null;
+  tool_map: Record<string, string> | null;
+  missing_tools: string[] | null;
+  updated_at: Date;
+}
+
+const view = (projectId: string, serverName: string, r: Row): SpaceBinding => ({
+  projectId,
+  serverId: r.server_id,
+  serverName,
+  spaceId: r.space_id,
+  url: r.url,
+  hasToken: r.token_sealed !== null,
+  toolMap: r.tool_map,
+  missingTools: r.missing_tools,
+  updatedAt: r.updated_at.toISOString(),
+});
+
+export function createSpaceBindings(deps: {
+  db: Db;
+  secrets: SecretBox;
+  projects: ProjectService;
+  registry: Registry;
+  spaces: SpaceDirectory;
+  listTools: (endpoint: { url: string; token?: string }) => Promise<DiscoveredTool[]>;
+}) {
   const { db } = deps;
 
+  /** Resolves the Space's endpoint from the Hub and, if it is running, maps its tools to the server's. */
+  async function resolve(spaceId: string, explicitUrl: string | undefined, token: string | undefined, serverTools: string[]) {
+    let info;
+    try {
+      info = await deps.spaces.info(spaceId, token);
+    } catch (err) {
+      if ((err as Error).name === 'SpaceNotFoundError') {
+        throw new InvalidRequestError('SpaceNotFound', `the Space "${spaceId}" was not found on the Hub, or the token cannot read it`);
+      }
+      throw new UnavailableError('HubUnavailable', `could not read the Space "${spaceId}" from the Hub`);
+    }
+    const url = explicitUrl ?? info.mcpUrl;
+    // Listing tools is a request to the Space: only when it is already up, so binding never wakes a sleeping Space.
+    if (!deps.spaces.isReady(info.stage)) return { url, toolMap: null, missing: null, stage: info.stage };
+    try {
+      const tools = await deps.listTools({ url, token });
+      const mapped = deps.spaces.mapTools(serverTools, tools.map((t) => t.name), spaceId);
+      return { url, toolMap: mapped.map, missing: mapped.missing, stage: info.stage };
+    } catch {
+      return { url, toolMap: null, missing: null, stage: info.stage };
+    }
+  }
+
   return {
-    async bind(userId: string, projectId: string, server: string, input: { spaceId?: string; url: string; token?: string }): Promise<SpaceBinding> {
+    async bind(
+      userId: string,
+      projectId: string,
+      server: string,
+      input: { spaceId?: string; url?: string; token?: string },
+    ): Promise<SpaceBinding & { stage?: string }> {
       await deps.projects.get(userId, projectId);
       const s = await deps.registry.get(server);
-      const sealed = input.token ? deps.secrets.seal(input.token) : null;
+      if (!input.spaceId && !input.url) throw new InvalidRequestError('SpaceRequired', 'give the Space as spaceId (owner/name) or url');
+      const resolved = input.spaceId
+        ? await resolve(input.spaceId, input.url, input.token, s.tools.map((t) => t.name))
+        : { url: input.url!, toolMap: null, missing: null, stage: undefined };
+      const values = {
+        space_id: input.spaceId ?? null,
+        url: resolved.url,
+        token_sealed: input.token ? deps.secrets.seal(input.token) : null,
+        tool_map: resolved.toolMap ? JSON.stringify(resolved.toolMap) : null,
+        missing_tools: resolved.missing,
+      };
       const row = await db
         .insertInto('space_bindings')
-        .values({ project_id: projectId, server_id: s.id, space_id: input.spaceId ?? null, url: input.url, token_sealed: sealed })
-        .onConflict((oc) =>
-          oc.columns(['project_id', 'server_id']).doUpdateSet({ space_id: input.spaceId ?? null, url: input.url, token_sealed: sealed, updated_at: new Date() }),
-        )
+        .values({ project_id: projectId, server_id: s.id, ...values })
+        .onConflict((oc) => oc.columns(['project_id', 'server_id']).doUpdateSet({ ...values, updated_at: new Date() }))
         .returningAll()
         .executeTakeFirstOrThrow();
-      return { projectId, serverId: s.id, serverName: s.name, spaceId: row.space_id, url: row.url, hasToken: row.token_sealed !== null, updatedAt: row.updated_at.toISOString() };
+      return { ...view(projectId, s.name, row), ...(resolved.stage ? { stage: resolved.stage } : {}) };
     },
 
     async unbind(userId: string, projectId: string, server: string): Promise<void> {
@@ -50,24 +126,52 @@ export function createSpaceBindings(deps: { db: Db; secrets: SecretBox; projects
       const rows = await db
         .selectFrom('space_bindings as b')
         .innerJoin('mcp_servers as s', 's.id', 'b.server_id')
-        .select(['b.server_id', 's.name', 'b.space_id', 'b.url', 'b.token_sealed', 'b.updated_at'])
+        .select(['b.server_id', 's.name', 'b.space_id', 'b.url', 'b.token_sealed', 'b.tool_map', 'b.missing_tools', 'b.updated_at'])
         .where('b.project_id', '=', projectId)
         .execute();
-      return rows.map((r) => ({ projectId, serverId: r.server_id, serverName: r.name, spaceId: r.space_id, url: r.url, hasToken: r.token_sealed !== null, updatedAt: r.updated_at.toISOString() }));
+      return rows.map((r) => view(projectId, r.name, r));
     },
 
     /** For routing: which servers this project has a Space for (no secrets). */
-    async urlsFor(projectId: string, serverIds: string[]): Promise<Map<string, string>> {
+    async spacesFor(projectId: string, serverIds: string[]): Promise<Map<string, { url: string; spaceId?: string }>> {
       if (serverIds.length === 0) return new Map();
-      const rows = await db.selectFrom('space_bindings').select(['server_id', 'url']).where('project_id', '=', projectId).where('server_id', 'in', serverIds).execute();
-      return new Map(rows.map((r) => [r.server_id, r.url]));
+      const rows = await db
+        .selectFrom('space_bindings')
+        .select(['server_id', 'url', 'space_id'])
+        .where('project_id', '=', projectId)
+        .where('server_id', 'in', serverIds)
+        .execute();
+      return new Map(rows.map((r) => [r.server_id, { url: r.url, ...(r.space_id ? { spaceId: r.space_id } : {}) }]));
     },
 
-    /** For the worker only: the Space URL and its decrypted token, to call the Space. Never log the result. */
-    async credentials(projectId: string, serverId: string): Promise<{ url: string; token?: string } | undefined> {
-      const row = await db.selectFrom('space_bindings').select(['url', 'token_sealed']).where('project_id', '=', projectId).where('server_id', '=', serverId).executeTakeFirst();
+    /** Records which Space tool serves each server tool, learnt once the Space was awake. */
+    async learnToolMap(projectId: string, serverId: string, toolMap: Record<string, string>, missing: string[]): Promise<void> {
+      await db
+        .updateTable('space_bindings')
+        .set({ tool_map: JSON.stringify(toolMap), missing_tools: missing, updated_at: new Date() })
+        .where('project_id', '=', projectId)
+        .where('server_id', '=', serverId)
+        .execute();
+    },
+
+    /** For the worker only: how to call the Space, with its decrypted token. Never log the result. */
+    async credentials(
+      projectId: string,
+      serverId: string,
+    ): Promise<{ url: string; spaceId?: string; token?: string; toolMap?: Record<string, string> } | undefined> {
+      const row = await db
+        .selectFrom('space_bindings')
+        .select(['url', 'space_id', 'token_sealed', 'tool_map'])
+        .where('project_id', '=', projectId)
+        .where('server_id', '=', serverId)
+        .executeTakeFirst();
       if (!row) return undefined;
-      return { url: row.url, ...(row.token_sealed ? { token: deps.secrets.open(row.token_sealed) } : {}) };
+      return {
+        url: row.url,
+        ...(row.space_id ? { spaceId: row.space_id } : {}),
+        ...(row.token_sealed ? { token: deps.secrets.open(row.token_sealed) } : {}),
+        ...(row.tool_map ? { toolMap: row.tool_map } : {}),
+      };
     },
   };
 }

@@ -65,6 +65,9 @@ export interface SpaceBindingsTable {
   space_id: string | null;
   url: string;
   token_sealed: string | null;
+  /** Server tool name → the Space's tool name (Gradio prefixes names), when the Space's tools were listed. */
+  tool_map: JSONColumnType<Record<string, string> | null, string | null, string | null>;
+  missing_tools: string[] | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -100,6 +103,16 @@ export interface ResultsTable {
   created_at: CreatedAt;
 }
 
+/** A large output between the dispatch that produced it and its upload to the blob store. */
+export interface ResultStagingTable {
+  task_id: string;
+  content: Buffer;
+  size: ColumnType<string, number, number>;
+  sha256: string;
+  media_type: string;
+  created_at: CreatedAt;
+}
+
 export interface TaskEventsTable {
   task_id: string;
   seq: number;
@@ -117,5 +130,6 @@ export interface Database {
   space_bindings: SpaceBindingsTable;
   tasks: TasksTable;
   results: ResultsTable;
+  result_staging: ResultStagingTable;
   task_events: TaskEventsTable;
 }

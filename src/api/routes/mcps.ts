@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import type { ProjectService } from '../../core/projects.ts';
 import type { McpServer, Registry } from '../../core/registry.ts';
 import type { AppState } from '../authenticate.ts';
 
@@ -22,12 +23,13 @@ const settings = {
     .array(z.strictObject({ name: toolName, description: z.string().optional(), inputSchema: z.record(z.string(), z.unknown()).default({ type: 'object' }) }))
     .optional(),
 };
+const healthQuery = z.object({ projectId: z.uuid().optional() });
 const registerBody = z.strictObject({ name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lowercase slug'), ...settings });
 const patchBody = z.strictObject(settings);
 
-export type ServerHealthCheck = (server: McpServer) => Promise<Record<string, unknown>>;
+export type ServerHealthCheck = (server: McpServer, space?: { projectId: string }) => Promise<Record<string, unknown>>;
 
-export function mcpRoutes(deps: { registry: Registry; checkHealth: ServerHealthCheck }) {
+export function mcpRoutes(deps: { registry: Registry; projects: ProjectService; checkHealth: ServerHealthCheck }) {
   const router = new Router<AppState>({ prefix: '/v1/mcps' });
   const { registry } = deps;
 
@@ -59,9 +61,12 @@ export function mcpRoutes(deps: { registry: Registry; checkHealth: ServerHealthC
     ctx.body = await registry.refresh(ctx.params.id!);
   });
 
+  // With ?projectId=, also the project's Space for this server, as the Hub sees it (never woken by a check).
   router.get('/:id/health', async (ctx) => {
+    const { projectId } = healthQuery.parse(ctx.query);
+    if (projectId) await deps.projects.get(ctx.state.user.id, projectId);
     const server = await registry.get(ctx.params.id!);
-    ctx.body = { server: server.name, ...(await deps.checkHealth(server)) };
+    ctx.body = { server: server.name, ...(await deps.checkHealth(server, projectId ? { projectId } : undefined)) };
   });
 
   return router;

@@ -4,11 +4,13 @@ import type { SpaceBindings } from '../../core/space-bindings.ts';
 import type { AppState } from '../authenticate.ts';
 
 const httpUrl = z.url({ protocol: /^https?$/ });
-const bindBody = z.strictObject({
-  spaceId: z.string().regex(/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/, 'must be owner/name').optional(),
-  url: httpUrl,
-  token: z.string().min(1).max(4096).optional(),
-});
+const bindBody = z
+  .strictObject({
+    spaceId: z.string().regex(/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/, 'must be owner/name').optional(),
+    url: httpUrl.optional(),
+    token: z.string().min(1).max(4096).optional(),
+  })
+  .refine((b) => b.spaceId !== undefined || b.url !== undefined, { message: 'give spaceId (owner/name) or url', path: ['spaceId'] });
 
 /** A project's own Hugging Face Space per server. The token is stored sealed and never returned. */
 export function spaceRoutes(deps: { bindings: SpaceBindings }) {
