@@ -86,12 +86,21 @@ describe('result service', () => {
     assert.equal(opened.size, INLINE_MAX);
   });
 
-  it('stores one byte more as a pointer in the blob store and streams it back', async () => {
+  it('stages one byte more, then publishes it as a pointer in the blob store', async () => {
     const taskId = await insertTask(t.db);
     const data = randomBytes(INLINE_MAX + 1);
-    const ref = await results.save(taskId, data, 'application/octet-stream');
-    assert.equal(ref.storage, 'pointer');
-    assert.equal(ref.size, INLINE_MAX + 1);
+    const staged = await results.save(taskId, data, 'application/octet-stream');
+    assert.equal(staged.storage, 'staged');
+    assert.equal(await results.describe(taskId), undefined, 'nothing is visible before publish');
+    const stagedRow = await t.db.selectFrom('result_staging').select(['size', 'sha256']).where('task_id', '=', taskId).executeTakeFirstOrThrow();
+    assert.equal(Number(stagedRow.size), INLINE_MAX + 1);
+
+    const ref = await results.publish(taskId);
+    assert.equal(ref?.storage, 'pointer');
+    assert.equal(ref?.size, INLINE_MAX + 1);
+    assert.equal(ref?.sha256, sha(data));
+    assert.deepEqual(await t.db.selectFrom('result_staging').select('task_id').where('task_id', '=', taskId).execute(), []);
+    assert.deepEqual(await results.publish(taskId), ref, 'publishing again is harmless');
 
     const row = await t.db.selectFrom('results').selectAll().where('task_id', '=', taskId).executeTakeFirstOrThrow();
     assert.equal(row.content, null);
@@ -180,6 +189,7 @@ describe('result service', () => {
   it('raises ResultGoneError when the blob behind a pointer is missing', async () => {
     const taskId = await insertTask(t.db);
     await results.save(taskId, randomBytes(INLINE_MAX * 2), 'application/json');
+    await results.publish(taskId);
     const row = await t.db.selectFrom('results').select('location').where('task_id', '=', taskId).executeTakeFirstOrThrow();
     assert.ok(row.location!.endsWith('/result.json'));
     await unlink(fileURLToPath(row.location!));
@@ -226,7 +236,8 @@ describe('file blob store', () => {
     assert.equal(fileURLToPath(location), path.join(dir, 'sub', 'k'));
     const absolute = createBlobStore(`file://${dir}/abs`, { baseDir: '/nonexistent' });
     assert.equal(fileURLToPath((await absolute.put('k', Buffer.from('1'), 'text/plain')).location), path.join(dir, 'abs', 'k'));
-    assert.throws(() => createBlobStore('hf://datasets/acme/results', { baseDir: dir }), /Hugging Face dataset store is not available yet/);
+    assert.equal(createBlobStore('hf://datasets/acme/results', { baseDir: dir, hfEndpoint: 'http://127.0.0.1:9' }).scheme, 'hf');
+    assert.throws(() => createBlobStore('hf://datasets/acme', { baseDir: dir }), /hf:\/\/datasets/);
     assert.throws(() => createBlobStore('s3://bucket', { baseDir: dir }), /not supported/);
   });
 });

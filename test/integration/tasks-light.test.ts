@@ -50,7 +50,9 @@ describe('light task on the oracle', function () {
     assert.deepEqual(JSON.parse(row.content!.toString()), { content: [{ type: 'text', text: 'hello' }] });
 
     // What an operator sees in the Web UI: the summary and the attributes to filter by.
-    const described = await stack.world.client.workflow.getHandle(`task-${id}`).describe();
+    const handle = stack.world.client.workflow.getHandle(`task-${id}`);
+    await handle.result();
+    const described = await handle.describe();
     assert.equal(described.type, 'taskWorkflow');
     assert.equal(await described.staticSummary(), `echo for project ${projectId}`);
     const attrs = Object.fromEntries(described.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));

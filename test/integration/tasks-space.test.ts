@@ -24,7 +24,7 @@ describe('heavy tasks, the user\'s Space and consent-gated fallback', function (
     });
     assert.equal(reg.status, 201, reg.text);
     assert.equal(reg.body.tools.find((t: any) => t.name === 'slow').heavy, true);
-    const bind = await stack.api('PUT', `/v1/projects/${projectId}/spaces/scanner`, { token, body: { spaceId: 'bob/scanner', url: space.url, token: SPACE_TOKEN } });
+    const bind = await stack.api('PUT', `/v1/projects/${projectId}/spaces/scanner`, { token, body: { url: space.url, token: SPACE_TOKEN } });
     assert.equal(bind.status, 200, bind.text);
     assert.equal(bind.body.hasToken, true);
     assert.equal(JSON.stringify(bind.body).includes(SPACE_TOKEN), false, 'the token is never returned');
