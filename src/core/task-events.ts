@@ -17,6 +17,11 @@ export class TaskNotFoundError extends NotFoundError {
   }
 }
 
+export interface NewEvent {
+  type: string;
+  data: Record<string, unknown>;
+}
+
 export function taskEventChannel(channelPrefix: string, taskId: string): string {
   return `${channelPrefix}task-events:${taskId}`;
 }
@@ -24,12 +29,13 @@ export function taskEventChannel(channelPrefix: string, taskId: string): string 
 // Repository: the only SQL for task events.
 
 /**
- * Takes the next seq and writes the event in one transaction. The UPDATE holds the task row's lock until
- * commit, so appenders of one task run one after another and commit order equals seq order: a reader that
+ * Takes the next seqs and writes the events in the caller's transaction. The UPDATE holds the task row's lock
+ * until commit, so appenders of one task run one after another and commit order equals seq order: a reader that
  * sees seq N committed can rely on every seq below N being committed too.
  */
-async function insertNextEvent(db: Db, taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent | undefined> {
-  return db.transaction().execute(async (trx) => {
+async function insertNextEvents(trx: Db, taskId: string, events: NewEvent[]): Promise<TaskEvent[] | undefined> {
+  const out: TaskEvent[] = [];
+  for (const e of events) {
     const task = await trx
       .updateTable('tasks')
       .set((eb) => ({ event_seq: eb('event_seq', '+', 1) }))
@@ -39,11 +45,12 @@ async function insertNextEvent(db: Db, taskId: string, type: string, data: Recor
     if (!task) return undefined;
     const row = await trx
       .insertInto('task_events')
-      .values({ task_id: taskId, seq: task.event_seq, type, data: JSON.stringify(data) })
+      .values({ task_id: taskId, seq: task.event_seq, type: e.type, data: JSON.stringify(e.data) })
       .returning(['seq', 'type', 'data', 'created_at'])
       .executeTakeFirstOrThrow();
-    return { taskId, seq: row.seq, type: row.type, data: row.data, createdAt: row.created_at.toISOString() };
-  });
+    out.push({ taskId, seq: row.seq, type: row.type, data: row.data, createdAt: row.created_at.toISOString() });
+  }
+  return out;
 }
 
 async function selectEventsAfter(db: Db, taskId: string, afterSeq: number, limit: number): Promise<TaskEvent[]> {
@@ -76,16 +83,29 @@ export function createTaskEvents(deps: {
 
   return {
     async append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent> {
-      const event = await insertNextEvent(db, taskId, type, data);
-      if (!event) throw new TaskNotFoundError(taskId);
-      // The event is committed: a failed publish must not fail the append (a retry would log it twice).
-      try {
-        await publisher.publish(taskEventChannel(prefix, taskId), JSON.stringify(event));
-        deps.onPublished?.(type);
-      } catch (err) {
-        deps.onPublishError?.(err, event);
+      return (await this.appendAll(taskId, [{ type, data }]))[0]!;
+    },
+
+    /**
+     * Appends events in one transaction, together with `alsoInTransaction` (a state change the events describe), so
+     * a reader never sees the state without its events or the events without the state.
+     */
+    async appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]> {
+      const written = await db.transaction().execute(async (trx) => {
+        await alsoInTransaction?.(trx);
+        return insertNextEvents(trx, taskId, events);
+      });
+      if (!written) throw new TaskNotFoundError(taskId);
+      // The events are committed: a failed publish must not fail the append (a retry would log them twice).
+      for (const event of written) {
+        try {
+          await publisher.publish(taskEventChannel(prefix, taskId), JSON.stringify(event));
+          deps.onPublished?.(event.type);
+        } catch (err) {
+          deps.onPublishError?.(err, event);
+        }
       }
-      return event;
+      return written;
     },
 
     list(taskId: string, afterSeq: number, limit = 1000): Promise<TaskEvent[]> {

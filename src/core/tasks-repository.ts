@@ -72,15 +72,3 @@ export async function updateTaskState(
     .execute();
 }
 
-/** True once the event log holds the task's terminal status event. */
-export async function hasTerminalEvent(db: Db, taskId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('task_events')
-    .select(sql<string>`data->>'status'`.as('status'))
-    .where('task_id', '=', taskId)
-    .where('type', '=', 'status')
-    .where(sql<boolean>`data->>'status' in ('succeeded', 'failed', 'canceled')`)
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}

@@ -13,7 +13,7 @@ import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
 import type { Registry } from './registry.ts';
 import type { ResultView } from './results.ts';
-import type { TaskEvent } from './task-events.ts';
+import type { NewEvent, TaskEvent } from './task-events.ts';
 import * as repo from './tasks-repository.ts';
 
 /** Starts and steers task executions. Implemented over Temporal; the service knows only this shape. */
@@ -59,7 +59,10 @@ interface Deps {
   projects: ProjectService;
   registry: Registry;
   runner: TaskRunner;
-  events: { append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent> };
+  events: {
+    append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent>;
+    appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
+  };
   results: { describe(taskId: string): Promise<ResultView | undefined> };
   onFinished?: (status: TaskStatus) => void;
 }
@@ -202,38 +205,51 @@ export function createTaskService(deps: Deps) {
       return toView(await visible(userId, taskId));
     },
 
-    /** Written by the workflow (through an activity) on every transition: the API's read model plus the event log. */
+    /**
+     * Written by the workflow (through an activity) on every transition: the API's read model and the event log,
+     * in one transaction so neither is ever seen without the other.
+     */
     async recordState(taskId: string, state: TaskState, detail?: Record<string, unknown>): Promise<void> {
       const row = await repo.findTask(db, taskId);
       if (!row) throw new NotFoundError('Task', taskId);
-      // A retried write after the end: finish only what a crash may have left undone.
-      if (isTerminal(row.status) && (await repo.hasTerminalEvent(db, taskId))) return;
+      if (isTerminal(row.status)) return; // a retried write after the end: the log already has it
       const finished = isTerminal(state.status);
-      await repo.updateTaskState(db, taskId, {
-        status: state.status,
-        target: state.target ?? null,
-        attempts: state.attempts,
-        error: state.error ? { ...state.error } : null,
-        finished,
+      const events: NewEvent[] = [];
+      if (state.error && finished) events.push({ type: 'error', data: { ...state.error } });
+      events.push({
+        type: 'status',
+        data: {
+          status: state.status,
+          ...(state.target ? { target: state.target } : {}),
+          ...(state.consent !== 'not_needed' ? { consent: state.consent } : {}),
+          ...(state.consentDeadline ? { consentDeadline: state.consentDeadline } : {}),
+          ...(detail ? { detail } : {}),
+        },
       });
-      if (state.error && finished) await deps.events.append(taskId, 'error', { ...state.error });
-      await deps.events.append(taskId, 'status', {
-        status: state.status,
-        ...(state.target ? { target: state.target } : {}),
-        ...(state.consent !== 'not_needed' ? { consent: state.consent } : {}),
-        ...(state.consentDeadline ? { consentDeadline: state.consentDeadline } : {}),
-        ...(detail ? { detail } : {}),
-      });
+      await deps.events.appendAll(taskId, events, (trx) =>
+        repo.updateTaskState(trx, taskId, {
+          status: state.status,
+          target: state.target ?? null,
+          attempts: state.attempts,
+          error: state.error ? { ...state.error } : null,
+          finished,
+        }),
+      );
       if (finished) deps.onFinished?.(state.status);
     },
 
     async recordSuccess(taskId: string, ref: ResultRef, state: TaskState): Promise<void> {
       const row = await repo.findTask(db, taskId);
       if (!row) throw new NotFoundError('Task', taskId);
-      if (isTerminal(row.status) && (await repo.hasTerminalEvent(db, taskId))) return;
-      await repo.updateTaskState(db, taskId, { status: 'succeeded', target: state.target ?? null, attempts: state.attempts, error: null, finished: true });
-      await deps.events.append(taskId, 'result', { ...ref });
-      await deps.events.append(taskId, 'status', { status: 'succeeded', ...(state.target ? { target: state.target } : {}) });
+      if (isTerminal(row.status)) return;
+      await deps.events.appendAll(
+        taskId,
+        [
+          { type: 'result', data: { ...ref } },
+          { type: 'status', data: { status: 'succeeded', ...(state.target ? { target: state.target } : {}) } },
+        ],
+        (trx) => repo.updateTaskState(trx, taskId, { status: 'succeeded', target: state.target ?? null, attempts: state.attempts, error: null, finished: true }),
+      );
       deps.onFinished?.('succeeded');
     },
   };
