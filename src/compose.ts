@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { createActivities } from '../activities/index.ts';
 import type { Config } from './config.ts';
+import { createArgumentValidator } from './core/argument-validation.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
@@ -93,7 +94,19 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
     },
   });
-  const tasks = createTaskService({ db, projects, registry, runner, events, results, onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }) });
+  const argumentValidator = createArgumentValidator({
+    onUnusableSchema: (tool, err) => log.warn({ tool, err: (err as Error).message }, 'input schema not usable; arguments go unchecked'),
+  });
+  const tasks = createTaskService({
+    db,
+    projects,
+    registry,
+    runner,
+    events,
+    results,
+    validateArguments: argumentValidator.check,
+    onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
+  });
 
   /**
    * Checks outside a task: the oracle gets an MCP probe; a project's Space is looked at through the Hub API only, so a

@@ -48,6 +48,7 @@ function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boole
     kind,
     serverId: c.server.id,
     serverName: c.server.name,
+    tool: c.tool.name,
     url,
     transport: c.server.transport,
     // A user's Space exposes only MCP; the declared health path belongs to the oracle deployment.

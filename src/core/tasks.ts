@@ -65,6 +65,8 @@ interface Deps {
   };
   results: { describe(taskId: string): Promise<ResultView | undefined> };
   onFinished?: (status: TaskStatus) => void;
+  /** Problems of the arguments under the tool's declared input schemas; [] when they fit. */
+  validateArguments?: (tool: string, schemas: Array<Record<string, unknown>>, args: Record<string, unknown>) => Array<{ path: string; message: string }>;
 }
 
 const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
@@ -117,6 +119,12 @@ export function createTaskService(deps: Deps) {
       const offerings = await deps.registry.offerings(input.tool);
       if (offerings.length === 0) {
         throw new InvalidRequestError('UnknownTool', `no enabled server offers the tool "${input.tool}"`, { tool: input.tool });
+      }
+      const problems = deps.validateArguments?.(input.tool, offerings.map((o) => o.tool.inputSchema), input.arguments) ?? [];
+      if (problems.length > 0) {
+        throw new InvalidRequestError('InvalidArguments', `the arguments do not match the input schema of "${input.tool}": ${problems[0]!.path}: ${problems[0]!.message}`, {
+          errors: problems,
+        });
       }
       const heavy = input.heavy ?? false;
       const consentToOracle = input.consentToOracle ?? false;

@@ -172,6 +172,15 @@ describe('API answers bad input with clear problems', function () {
       assert.equal(body.tool, 'no-such-tool');
     });
 
+    it('arguments that do not fit the tool\'s input schema → 422 InvalidArguments naming them', async function () {
+      const wrongType = await submit({ projectId, tool: 'echo', arguments: { text: 5 } });
+      const body = assertProblem('echo with a number', wrongType, 422, 'InvalidArguments');
+      assert.deepEqual(body.errors.map((e: { path: string }) => e.path), ['arguments.text']);
+      const missing = await submit({ projectId, tool: 'echo', arguments: {} });
+      const m = assertProblem('echo without text', missing, 422, 'InvalidArguments');
+      assert.match(m.errors[0].message, /text/);
+    });
+
     it('a random project id, or someone else\'s project → 404 ProjectNotFound', async function () {
       const random = await submit({ projectId: randomUUID(), tool: 'echo', arguments: {} });
       assertProblem('random project id', random, 404, 'ProjectNotFound');

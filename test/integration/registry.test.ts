@@ -55,6 +55,12 @@ describe('registry', function () {
 
     await stack.api('PATCH', '/v1/mcps/modern', { token, body: { capabilities: { whoami: ['identify'] } } });
     assert.deepEqual((await stack.world.registry.offerings('identify')).map((o) => o.tool.name), ['whoami'], 'found by capability');
+    const projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'caps' } })).body.id;
+    const byCapability = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'identify', arguments: {} } });
+    assert.equal(byCapability.status, 202, byCapability.text);
+    const done = await stack.waitForStatus(token, byCapability.body.id, ['succeeded', 'failed']);
+    assert.equal(done.status, 'succeeded', JSON.stringify(done));
+    assert.equal(oracle.callCount('whoami'), 1, 'the server\'s own tool ran for the capability');
     assert.equal((await stack.world.registry.offerings('large'))[0]!.tool.heavy, true, 'flags survive a patch that does not mention them');
 
     const removed = await stack.api('DELETE', '/v1/mcps/old', { token });
