@@ -15,7 +15,7 @@ import { callTool } from '../src/integrations/mcp/call-tool.ts';
 import type { McpEndpoint } from '../src/integrations/mcp/connect.ts';
 import { probeEndpoint } from '../src/integrations/mcp/probe.ts';
 import { listTools } from '../src/integrations/mcp/list-tools.ts';
-import { mapSpaceTools, waitForSpace, type SpacesClient } from '../src/integrations/huggingface/spaces.ts';
+import { legacySseUrlOf, mapSpaceTools, waitForSpace, type SpacesClient } from '../src/integrations/huggingface/spaces.ts';
 import type { ResultRef, RoutePlan, RouteTarget, TaskState } from '../workflows/contracts.ts';
 import { toActivityFailure } from './failures.ts';
 
@@ -58,7 +58,12 @@ export function createActivities(deps: ActivityDeps) {
     const creds = await deps.bindings.credentials(projectId, target.serverId);
     if (!creds) throw ApplicationFailure.nonRetryable('the Space binding was removed', 'TargetRejected');
     return {
-      endpoint: { url: creds.url, transport: target.transport, ...(creds.token ? { headers: { Authorization: `Bearer ${creds.token}` } } : {}) },
+      endpoint: {
+        url: creds.url,
+        transport: target.transport,
+        ...(legacySseUrlOf(creds.url) ? { sseUrl: legacySseUrlOf(creds.url) } : {}),
+        ...(creds.token ? { headers: { Authorization: `Bearer ${creds.token}` } } : {}),
+      },
       ...(creds.spaceId ? { space: { spaceId: creds.spaceId, host: new URL(creds.url).origin, token: creds.token } } : {}),
       ...(creds.toolMap ? { toolMap: creds.toolMap } : {}),
     };
@@ -205,7 +210,7 @@ export function createActivities(deps: ActivityDeps) {
       let outcome = 'failed';
       try {
         // Gradio names a Space's tools after the Space; the binding recorded which one serves this tool.
-        const toolName = await spaceToolName(input.projectId, target, input.tool, endpoint, toolMap);
+        const toolName = await spaceToolName(input.projectId, target, target.tool ?? input.tool, endpoint, toolMap);
         const result = await callTool(endpoint, toolName, args, {
           timeoutMs: target.timeoutMs,
           signal: ctx.cancellationSignal,

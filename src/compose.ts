@@ -18,7 +18,7 @@ import { createTaskEvents } from './core/task-events.ts';
 import { createTaskService } from './core/tasks.ts';
 import { createDb } from './db/create-db.ts';
 import { createBlobStore } from './integrations/blob-store-factory.ts';
-import { classifyStage, createSpacesClient, mapSpaceTools } from './integrations/huggingface/spaces.ts';
+import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools } from './integrations/huggingface/spaces.ts';
 import { listTools } from './integrations/mcp/list-tools.ts';
 import { probeEndpoint } from './integrations/mcp/probe.ts';
 import type { Logger } from './lib/logger.ts';
@@ -64,7 +64,10 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       mapTools: mapSpaceTools,
     },
     listTools: ({ url, token }) =>
-      listTools({ url, transport: 'auto', ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) }, { timeoutMs: config.task.probeTimeoutMs * 2 }),
+      listTools(
+        { url, transport: 'auto', sseUrl: legacySseUrlOf(url), ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) },
+        { timeoutMs: config.task.probeTimeoutMs * 2 },
+      ),
   });
   const health = createHealthStore({ redis, keyPrefix: prefix });
   const slots = createConcurrencySlots({ redis, maxGlobal: config.limits.maxConcurrentJobs, leaseMs: Math.max(config.task.heartbeatTimeoutMs * 2, 10_000), keyPrefix: prefix });

@@ -187,7 +187,9 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       return;
     }
 
-    if ((path === paths.sse || paths.streamable.includes(path)) && legacy) {
+    // A plain legacy server also streams at its main URL; Gradio serves legacy SSE only at <base>/sse.
+    const legacyAtMain = (opts.basePath ?? '/mcp') === '/mcp';
+    if ((path === paths.sse || (legacyAtMain && paths.streamable.includes(path))) && legacy) {
       if (req.method !== 'GET') return plain(res, 405, 'method not allowed');
       const server = buildServer(name, stats, toolPrefix);
       const t = new SSEServerTransport(paths.messages, res);

@@ -334,3 +334,11 @@ function hostFrom(body: Record<string, unknown>): string | undefined {
   if (typeof sub === 'string' && /^[a-z0-9-]+$/.test(sub)) return `https://${sub}.hf.space`;
   return undefined;
 }
+
+/** Gradio serves the legacy SSE transport beside its Streamable HTTP endpoint; other URLs keep theirs. */
+export function legacySseUrlOf(mcpUrl: string): string | undefined {
+  const u = new URL(mcpUrl);
+  if (!/\/gradio_api\/mcp\/?$/.test(u.pathname)) return undefined;
+  u.pathname = u.pathname.replace(/\/?$/, '/sse');
+  return u.toString();
+}

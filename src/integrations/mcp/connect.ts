@@ -12,6 +12,8 @@ export interface McpEndpoint {
   transport: McpTransportKind;
   /** e.g. `Authorization: Bearer <space token>`: never logged, never put into error messages. */
   headers?: Record<string, string>;
+  /** Where the legacy SSE transport lives when not at `url` (a Gradio Space: `/gradio_api/mcp/sse`). */
+  sseUrl?: string;
 }
 
 export interface McpConnection {
@@ -96,7 +98,8 @@ export async function connectMcp(
 
 async function connectWithin(endpoint: McpEndpoint, deadline: Deadline, clientName: string): Promise<McpConnection> {
   const url = new URL(endpoint.url);
-  if (endpoint.transport === 'sse') return attempt('sse', url, endpoint.headers, deadline, clientName);
+  const sseUrl = new URL(endpoint.sseUrl ?? endpoint.url);
+  if (endpoint.transport === 'sse') return attempt('sse', sseUrl, endpoint.headers, deadline, clientName);
   if (endpoint.transport === 'streamable-http') {
     return attempt('streamable-http', url, endpoint.headers, deadline, clientName);
   }
@@ -105,7 +108,7 @@ async function connectWithin(endpoint: McpEndpoint, deadline: Deadline, clientNa
   } catch (first) {
     if (deadline.signal.aborted || !speaksOnlyLegacySse(first)) throw first;
     try {
-      return await attempt('sse', url, endpoint.headers, deadline, clientName);
+      return await attempt('sse', sseUrl, endpoint.headers, deadline, clientName);
     } catch (second) {
       // When neither transport exists at this URL, the Streamable HTTP answer is the one worth reporting.
       if (second instanceof SseError && (second.code === 404 || second.code === 405)) throw first;
