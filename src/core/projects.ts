@@ -1,5 +1,5 @@
 import type { Db } from '../db/create-db.ts';
-import { DomainError, NotFoundError } from './errors.ts';
+import { ConflictError, DomainError, InvalidRequestError, NotFoundError } from './errors.ts';
 
 export interface Project {
   id: string;
@@ -8,6 +8,11 @@ export interface Project {
   role: 'owner' | 'member';
   createdAt: string;
   updatedAt: string;
+}
+
+export interface Member {
+  login: string;
+  role: 'owner' | 'member';
 }
 
 const columns = ['p.id', 'p.name', 'p.description', 'm.role', 'p.created_at', 'p.updated_at'] as const;
@@ -90,13 +95,50 @@ export function createProjectService(db: Db) {
       await db.deleteFrom('projects').where('id', '=', projectId).execute();
     },
 
-    async addMember(userId: string, projectId: string, memberId: string, role: 'owner' | 'member' = 'member'): Promise<void> {
+    /** Owners add members by login (the user must exist: they have signed in once). */
+    async addMember(userId: string, projectId: string, login: string, role: 'owner' | 'member' = 'member'): Promise<Member> {
       await requireOwner(userId, projectId);
+      const user = await db.selectFrom('users').select(['id', 'login']).where('login', '=', login).executeTakeFirst();
+      if (!user) throw new InvalidRequestError('UnknownUser', `no user with the login "${login}"`, { login });
       await db
         .insertInto('project_members')
-        .values({ project_id: projectId, user_id: memberId, role })
+        .values({ project_id: projectId, user_id: user.id, role })
         .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
         .execute();
+      return { login: user.login, role };
+    },
+
+    async listMembers(userId: string, projectId: string): Promise<Member[]> {
+      await get(userId, projectId);
+      const rows = await db
+        .selectFrom('project_members as m')
+        .innerJoin('users as u', 'u.id', 'm.user_id')
+        .select(['u.login', 'm.role'])
+        .where('m.project_id', '=', projectId)
+        .orderBy('u.login')
+        .execute();
+      return rows.map((r) => ({ login: r.login, role: r.role }));
+    },
+
+    /** An owner removes a member; the last owner cannot leave a project without an owner. */
+    async removeMember(userId: string, projectId: string, login: string): Promise<void> {
+      await requireOwner(userId, projectId);
+      await db.transaction().execute(async (trx) => {
+        const member = await trx
+          .selectFrom('project_members as m')
+          .innerJoin('users as u', 'u.id', 'm.user_id')
+          .select(['m.user_id', 'm.role'])
+          .where('m.project_id', '=', projectId)
+          .where('u.login', '=', login)
+          .forUpdate()
+          .executeTakeFirst();
+        if (!member) throw new NotFoundError('Member', login);
+        if (member.role === 'owner') {
+          const owners = await trx.selectFrom('project_members').select((eb) => eb.fn.countAll<string>().as('n')).where('project_id', '=', projectId).where('role', '=', 'owner').executeTakeFirstOrThrow();
+          if (Number(owners.n) <= 1) throw new ConflictError('LastOwner', 'a project needs at least one owner');
+        }
+        await trx.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', member.user_id).execute();
+      });
     },
   };
 }

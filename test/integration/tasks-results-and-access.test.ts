@@ -131,6 +131,34 @@ describe('results, idempotency, event replay and project isolation', function ()
     assert.equal(new Set([...own.body.items, ...next.body.items].map((t: any) => t.id)).size, own.body.items.length + next.body.items.length);
   });
 
+  it('an owner shares a project with a member, who then sees its tasks, and can take it back', async function () {
+    const r = await submit({ tool: 'echo', arguments: { text: 'shared' } });
+    await stack.waitForStatus(alice, r.body.id, ['succeeded']);
+    assert.equal((await stack.api('GET', `/v1/tasks/${r.body.id}`, { token: mallory })).status, 404);
+
+    const added = await stack.api('POST', `/v1/projects/${projectId}/members`, { token: alice, body: { login: 'mallory' } });
+    assert.equal(added.status, 201, added.text);
+    assert.deepEqual(added.body, { login: 'mallory', role: 'member' });
+    const seen = await stack.api('GET', `/v1/tasks/${r.body.id}`, { token: mallory });
+    assert.equal(seen.status, 200);
+    assert.equal(seen.body.result.content[0].text, 'shared');
+    const members = await stack.api('GET', `/v1/projects/${projectId}/members`, { token: mallory });
+    assert.deepEqual(members.body.items, [{ login: 'alice', role: 'owner' }, { login: 'mallory', role: 'member' }]);
+
+    const notOwner = await stack.api('POST', `/v1/projects/${projectId}/members`, { token: mallory, body: { login: 'mallory', role: 'owner' } });
+    assert.equal(notOwner.status, 403);
+    assert.equal(notOwner.body.code, 'Forbidden');
+    const unknown = await stack.api('POST', `/v1/projects/${projectId}/members`, { token: alice, body: { login: 'nobody' } });
+    assert.equal(unknown.status, 422);
+    assert.equal(unknown.body.code, 'UnknownUser');
+    const lastOwner = await stack.api('DELETE', `/v1/projects/${projectId}/members/alice`, { token: alice });
+    assert.equal(lastOwner.status, 409);
+    assert.equal(lastOwner.body.code, 'LastOwner');
+
+    assert.equal((await stack.api('DELETE', `/v1/projects/${projectId}/members/mallory`, { token: alice })).status, 204);
+    assert.equal((await stack.api('GET', `/v1/tasks/${r.body.id}`, { token: mallory })).status, 404);
+  });
+
   it('exposes metrics and readiness', async function () {
     const ready = await stack.api('GET', '/readyz');
     assert.equal(ready.status, 200);

@@ -6,6 +6,8 @@ import type { AppState } from '../authenticate.ts';
 const createBody = z.strictObject({ name: z.string().trim().min(1).max(200), description: z.string().max(2000).optional() });
 const patchBody = z.strictObject({ name: z.string().trim().min(1).max(200).optional(), description: z.string().max(2000).nullable().optional() });
 
+const memberBody = z.strictObject({ login: z.string().min(1).max(64), role: z.enum(['owner', 'member']).default('member') });
+
 export function projectRoutes(deps: { projects: ProjectService }) {
   const router = new Router<AppState>({ prefix: '/v1/projects' });
   const { projects } = deps;
@@ -27,6 +29,21 @@ export function projectRoutes(deps: { projects: ProjectService }) {
 
   router.patch('/:id', async (ctx) => {
     ctx.body = await projects.update(ctx.state.user.id, ctx.params.id!, patchBody.parse(ctx.request.body));
+  });
+
+  router.get('/:id/members', async (ctx) => {
+    ctx.body = { items: await projects.listMembers(ctx.state.user.id, ctx.params.id!) };
+  });
+
+  router.post('/:id/members', async (ctx) => {
+    const { login, role } = memberBody.parse(ctx.request.body);
+    ctx.status = 201;
+    ctx.body = await projects.addMember(ctx.state.user.id, ctx.params.id!, login, role);
+  });
+
+  router.delete('/:id/members/:login', async (ctx) => {
+    await projects.removeMember(ctx.state.user.id, ctx.params.id!, ctx.params.login!);
+    ctx.status = 204;
   });
 
   router.delete('/:id', async (ctx) => {
