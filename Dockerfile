@@ -9,6 +9,9 @@ COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
 COPY migrations ./migrations
+# Workers load the workflow code prebuilt, instead of running webpack at every start.
+RUN npx tsx src/main.ts bundle --out /app/workflow-bundle.js
+ENV WORKFLOW_BUNDLE=/app/workflow-bundle.js
 # The file result store writes here; a volume mounted on it keeps the owner.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

@@ -53,6 +53,7 @@ const schema = z.object({
   DATA_DIR: z.string().default('./data'),
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
   WORKER_METRICS_PORT: int(0, 65535).default(0),
+  WORKFLOW_BUNDLE: z.string().optional(),
 });
 
 export type Config = Readonly<{
@@ -81,6 +82,8 @@ export type Config = Readonly<{
   logLevel: string;
   dataDir: string;
   workerMetricsPort: number;
+  /** A prebuilt workflow bundle (`orchestrator bundle`): the worker then skips webpack at start. */
+  workflowBundle?: string;
 }>;
 
 export class ConfigError extends Error {
@@ -140,5 +143,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
     workerMetricsPort: e.WORKER_METRICS_PORT,
+    workflowBundle: e.WORKFLOW_BUNDLE,
   });
 }

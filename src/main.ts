@@ -20,7 +20,7 @@ import { findOrBuildTemporalCli } from './temporal/cli-binary.ts';
 import { startDevServer } from './temporal/dev-server.ts';
 import { ensureNamespaceReady } from './temporal/namespace-setup.ts';
 import { installTemporalRuntime } from './temporal/runtime-logging.ts';
-import { createTaskWorker } from './temporal/worker.ts';
+import { bundleWorkflows, createTaskWorker } from './temporal/worker.ts';
 
 // The composition root: the only module that reads process.env and decides which processes run.
 
@@ -30,7 +30,8 @@ const USAGE = `usage: orchestrator <command>
   api                    the HTTP API
   worker                 the Temporal worker
   migrate                create the database if missing and apply migrations
-  token --login NAME     print a bearer token for a local user (created if missing)`;
+  token --login NAME     print a bearer token for a local user (created if missing)
+  bundle [--out FILE]    prebuild the workflow bundle for WORKFLOW_BUNDLE (default data/workflow-bundle.js)`;
 
 type Stopper = () => Promise<void>;
 
@@ -74,6 +75,7 @@ async function startWorker(world: World): Promise<{ done: Promise<void>; stop: S
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     activities: world.activities,
+    ...(config.workflowBundle ? { workflowBundle: { codePath: path.resolve(config.workflowBundle) } } : {}),
   });
   const done = worker.run().finally(() => connection.close());
   return {
@@ -265,6 +267,15 @@ async function main(argv: string[]): Promise<void> {
         await world.close();
       });
       await worker.done;
+      return;
+    }
+    case 'bundle': {
+      // Production workers load this file (WORKFLOW_BUNDLE) instead of running webpack at every start.
+      const { values } = parseArgs({ args: rest, options: { out: { type: 'string' } } });
+      const out = path.resolve(values.out ?? path.join(PROJECT_ROOT, 'data', 'workflow-bundle.js'));
+      mkdirSync(path.dirname(out), { recursive: true });
+      writeFileSync(out, (await bundleWorkflows()).code);
+      process.stdout.write(`${out}\n`);
       return;
     }
     default:

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../activities/index.ts';
 
 export const WORKFLOWS_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../workflows/index.ts');
@@ -18,7 +18,8 @@ export async function createTaskWorker(opts: {
   namespace: string;
   taskQueue: string;
   activities: Activities;
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Prebuilt code (tests share one per run; production ships `orchestrator bundle` output); else bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
   maxConcurrentActivities?: number;
 }): Promise<Worker> {
   return Worker.create({
