@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { PROJECT_ROOT } from '../../src/compose.ts';
+import { sharedTemporal } from '../support/shared-temporal.ts';
 import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
@@ -26,6 +30,8 @@ describe('worker killed mid-dispatch', function () {
   let oracle: TestMcpServer;
   let token: string;
   let projectId: string;
+  let bundleDir: string;
+  let bundlePath: string;
   const workers: WorkerProcess[] = [];
 
   /** The same configuration the stack runs with, as the environment of a worker process. */
@@ -52,6 +58,8 @@ describe('worker killed mid-dispatch', function () {
       CONSENT_TIMEOUT: `${c.task.consentTimeoutMs}ms`,
       WORKER_METRICS_PORT: '0',
       LOG_LEVEL: 'info',
+      // The run's shared bundle, loaded the way production workers load `orchestrator bundle` output.
+      WORKFLOW_BUNDLE: bundlePath,
     };
   }
 
@@ -81,6 +89,9 @@ describe('worker killed mid-dispatch', function () {
   before(async function () {
     oracle = await startTestMcpServer({ name: 'oracle' });
     stack = await startStack({ worker: false, env: { HEARTBEAT_TIMEOUT: '2s' } });
+    bundleDir = await mkdtemp(path.join(os.tmpdir(), 'orch-bundle-'));
+    bundlePath = path.join(bundleDir, 'workflow-bundle.js');
+    await writeFile(bundlePath, (await sharedTemporal()).bundle.code);
     token = await stack.token('alice');
     projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'crash' } })).body.id;
     const reg = await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } });
@@ -94,6 +105,7 @@ describe('worker killed mid-dispatch', function () {
   });
 
   after(async function () {
+    if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
     for (const w of workers) {
       if (w.child.exitCode === null && w.child.signalCode === null) {
         w.child.kill('SIGKILL');
