@@ -18,6 +18,8 @@ export interface RouteTarget {
   kind: TargetKind;
   serverId: string;
   serverName: string;
+  /** The server's name for the tool (a task may ask for a capability the tool declares). */
+  tool?: string;
   url: string;
   transport: McpTransport;
   healthPath?: string;
