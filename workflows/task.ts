@@ -178,7 +178,10 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
       record(target, 'succeeded');
       state.error = undefined;
       try {
-        await bookkeeping.storeResult({ taskId: input.taskId, ref, state: { ...state, status: 'succeeded' } });
+        // An inline result is already in Postgres: finishing is quick bookkeeping. A staged one is uploaded,
+        // which may be slow and is retried, so it gets a regular activity.
+        const storer = ref.storage === 'staged' ? bookkeeping : local;
+        await storer.storeResult({ taskId: input.taskId, ref, state: { ...state, status: 'succeeded' } });
       } catch (err) {
         if (isCancellation(err)) throw err;
         // The output stays staged in Postgres: not lost, and not silently dropped.
