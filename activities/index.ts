@@ -73,7 +73,7 @@ export function createActivities(deps: ActivityDeps) {
    * A Space named by id: read its stage from the Hub before touching it; wake it or wait for its build, bounded and
    * heartbeating, and say so in the task's events. Unavailable stages fail at once (no retry) so the fallback runs.
    */
-  async function readySpace(taskId: string, target: RouteTarget, space: SpaceAccess | undefined): Promise<void> {
+  async function readySpace(taskId: string, projectId: string, target: RouteTarget, space: SpaceAccess | undefined): Promise<void> {
     if (!space) return;
     const ctx = Context.current();
     let lastPhase: string | undefined;
@@ -95,7 +95,7 @@ export function createActivities(deps: ActivityDeps) {
     });
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('the task was canceled');
     if (!outcome.ready) {
-      await deps.health.record(target.serverId, 'space', { healthy: false });
+      await deps.health.record(target.serverId, 'space', { healthy: false }, projectId);
       throw ApplicationFailure.nonRetryable(outcome.reason, 'TargetUnavailable');
     }
   }
@@ -149,7 +149,7 @@ export function createActivities(deps: ActivityDeps) {
     async probe(input: { taskId: string; projectId: string; target: RouteTarget }): Promise<void> {
       const ctx = Context.current();
       const { endpoint, space } = await endpointFor(input.projectId, input.target);
-      await readySpace(input.taskId, input.target, space);
+      await readySpace(input.taskId, input.projectId, input.target, space);
       const result = await probeEndpoint(endpoint, {
         healthPath: input.target.healthPath,
         timeoutMs: settings.probeTimeoutMs,
