@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,32 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { BlobNotFoundError } from '../../src/core/blob-store.ts';
 import { createResultService, ResultGoneError } from '../../src/core/results.ts';
-import type { Db } from '../../src/db/create-db.ts';
 import { createBlobStore } from '../../src/integrations/blob-store-factory.ts';
 import { createFileBlobStore } from '../../src/integrations/file-blob-store.ts';
-import { createTestDb, REDIS_TEST_URL, type TestDb } from '../support/test-db.ts';
+import { createTestDb, insertTask, REDIS_TEST_URL, type TestDb } from '../support/test-db.ts';
 
-async function insertTask(db: Db): Promise<string> {
-  const user = await db.insertInto('users').values({ login: `u-${randomUUID()}` }).returning('id').executeTakeFirstOrThrow();
-  const project = await db.insertInto('projects').values({ name: 'p', created_by: user.id }).returning('id').executeTakeFirstOrThrow();
-  const id = randomUUID();
-  await db
-    .insertInto('tasks')
-    .values({
-      id,
-      project_id: project.id,
-      created_by: user.id,
-      tool: 'echo',
-      arguments: '{}',
-      workflow_id: `task-${id}`,
-      status: 'running',
-      attempts: '[]',
-      heavy: false,
-      consent_to_oracle: false,
-    })
-    .execute();
-  return id;
-}
 
 async function readAll(body: Buffer | Readable): Promise<Buffer> {
   if (Buffer.isBuffer(body)) return body;

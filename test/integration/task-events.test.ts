@@ -4,30 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createTaskEventFeed, isTerminalStatusEvent } from '../../src/core/task-event-feed.ts';
 import { createTaskEvents, TaskNotFoundError, type TaskEvent } from '../../src/core/task-events.ts';
-import type { Db } from '../../src/db/create-db.ts';
-import { createTestDb, REDIS_TEST_URL, type TestDb } from '../support/test-db.ts';
+import { createTestDb, insertTask, REDIS_TEST_URL, type TestDb } from '../support/test-db.ts';
 
-async function insertTask(db: Db): Promise<string> {
-  const user = await db.insertInto('users').values({ login: `u-${randomUUID()}` }).returning('id').executeTakeFirstOrThrow();
-  const project = await db.insertInto('projects').values({ name: 'p', created_by: user.id }).returning('id').executeTakeFirstOrThrow();
-  const id = randomUUID();
-  await db
-    .insertInto('tasks')
-    .values({
-      id,
-      project_id: project.id,
-      created_by: user.id,
-      tool: 'echo',
-      arguments: '{}',
-      workflow_id: `task-${id}`,
-      status: 'running',
-      attempts: '[]',
-      heavy: false,
-      consent_to_oracle: false,
-    })
-    .execute();
-  return id;
-}
 
 const seqs = (events: TaskEvent[]) => events.map((e) => e.seq);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -36,4 +36,25 @@ export async function createTestDb(label = 't'): Promise<TestDb> {
       }
     },
   };
+}
+
+/** A task row (with its user and project) for tests of services that hang off a task. */
+export async function insertTask(db: Db): Promise<string> {
+  const user = await db.insertInto('users').values({ login: `u-${randomUUID()}` }).returning('id').executeTakeFirstOrThrow();
+  const project = await db.insertInto('projects').values({ name: 'p', created_by: user.id }).returning('id').executeTakeFirstOrThrow();
+  const id = randomUUID();
+  await db
+    .insertInto('tasks')
+    .values({
+      id,
+      project_id: project.id,
+      created_by: user.id,
+      tool: 'echo',
+      arguments: '{}',
+      workflow_id: `task-${id}`,
+      status: 'running',
+      attempts: '[]',
+    })
+    .execute();
+  return id;
 }
