@@ -13,6 +13,7 @@ import { loadArguments } from '../src/core/tasks-repository.ts';
 import type { Db } from '../src/db/create-db.ts';
 import { callTool } from '../src/integrations/mcp/call-tool.ts';
 import type { McpEndpoint } from '../src/integrations/mcp/connect.ts';
+import { isPermanentMcpError } from '../src/integrations/mcp/errors.ts';
 import { probeEndpoint } from '../src/integrations/mcp/probe.ts';
 import { listTools } from '../src/integrations/mcp/list-tools.ts';
 import { legacySseUrlOf, mapSpaceTools, waitForSpace, type SpacesClient } from '../src/integrations/huggingface/spaces.ts';
@@ -45,6 +46,8 @@ export interface ActivityDeps {
     heartbeatEveryMs: number;
     spaceStartTimeoutMs: number;
     spacePollMs: number;
+    /** A healthy oracle probe younger than this stands in for a new one. */
+    probeFreshMs: number;
   };
 }
 
@@ -148,6 +151,12 @@ export function createActivities(deps: ActivityDeps) {
     /** Throws (retryably) when the target is unhealthy, so the probe gets the same retries as a dispatch. */
     async probe(input: { taskId: string; projectId: string; target: RouteTarget }): Promise<void> {
       const ctx = Context.current();
+      // Under load many tasks probe the same oracle: a handshake that succeeded a moment ago answers for it.
+      // A dispatch that fails marks the target unhealthy, so the next task probes for real.
+      if (input.target.kind === 'oracle') {
+        const recent = await deps.health.read(input.target.serverId, 'oracle');
+        if (recent?.healthy && recent.ageMs < settings.probeFreshMs) return;
+      }
       const { endpoint, space } = await endpointFor(input.projectId, input.target);
       await readySpace(input.taskId, input.projectId, input.target, space);
       const result = await probeEndpoint(endpoint, {
@@ -232,6 +241,9 @@ export function createActivities(deps: ActivityDeps) {
           throw new CancelledFailure('the task was canceled');
         }
         log.warn({ err: { message: (err as Error).message, name: (err as Error).name } }, 'dispatch failed');
+        if (!isPermanentMcpError(err)) {
+          await deps.health.record(target.serverId, target.kind, { healthy: false }, healthScope(input.projectId, target)).catch(() => undefined);
+        }
         throw toActivityFailure(err);
       } finally {
         clearInterval(beat);

@@ -151,6 +151,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       heartbeatEveryMs: Math.max(Math.min(config.task.heartbeatTimeoutMs / 3, 5000), 200),
       spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
       spacePollMs: config.task.spacePollMs,
+      probeFreshMs: config.task.probeFreshMs,
     },
   });
 

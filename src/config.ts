@@ -42,6 +42,7 @@ const schema = z.object({
   DISPATCH_RETRY_MAX: duration.default(30_000),
   TOOL_TIMEOUT: duration.default(10 * 60_000),
   PROBE_TIMEOUT: duration.default(5000),
+  PROBE_FRESH: duration.default(2000),
   HEARTBEAT_TIMEOUT: duration.default(30_000),
   SPACE_START_TIMEOUT: duration.default(5 * 60_000),
   SPACE_POLL_INTERVAL: duration.default(2000),
@@ -73,6 +74,7 @@ export type Config = Readonly<{
     retryMaxMs: number;
     toolTimeoutMs: number;
     probeTimeoutMs: number;
+    probeFreshMs: number;
     heartbeatTimeoutMs: number;
     spaceStartTimeoutMs: number;
     spacePollMs: number;
@@ -134,6 +136,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       retryMaxMs: e.DISPATCH_RETRY_MAX,
       toolTimeoutMs: e.TOOL_TIMEOUT,
       probeTimeoutMs: e.PROBE_TIMEOUT,
+      probeFreshMs: e.PROBE_FRESH,
       heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT,
       spaceStartTimeoutMs: e.SPACE_START_TIMEOUT,
       spacePollMs: e.SPACE_POLL_INTERVAL,

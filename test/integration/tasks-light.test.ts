@@ -11,7 +11,7 @@ describe('light task on the oracle', function () {
 
   before(async function () {
     oracle = await startTestMcpServer({ name: 'oracle' });
-    stack = await startStack();
+    stack = await startStack({ env: { PROBE_FRESH: '60s' } });
     token = await stack.token('alice');
     projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'demo' } })).body.id;
     const reg = await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } });
@@ -96,6 +96,27 @@ describe('light task on the oracle', function () {
       assert.deepEqual(events.slice(-2).map((e) => e.type), ['error', 'status']);
     } finally {
       await stack.api('PATCH', '/v1/mcps/tools', { token, body: { toolTimeouts: { slow: 600_000 } } });
+    }
+  });
+
+  it('a fresh healthy probe stands in for the next one; a failed dispatch makes the next task probe again', async function () {
+    const first = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'warm' } } });
+    await stack.waitForStatus(token, first.body.id, ['succeeded']);
+    oracle.mode = 'down';
+    oracle.resetStats();
+    try {
+      const second = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'x' } } });
+      const failed = await stack.waitForStatus(token, second.body.id, ['succeeded', 'failed']);
+      assert.deepEqual(failed.attempts.map((a: any) => [a.outcome, a.tries]), [['failed', 4]], 'no probe: straight to four dispatch attempts');
+      assert.equal(oracle.rejectedCount(), 4);
+
+      oracle.resetStats();
+      const third = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'y' } } });
+      const unhealthy = await stack.waitForStatus(token, third.body.id, ['succeeded', 'failed']);
+      assert.deepEqual(unhealthy.attempts.map((a: any) => [a.outcome, a.tries]), [['unhealthy', 4]], 'probed for real, and found down');
+      assert.equal(oracle.rejectedCount(), 4);
+    } finally {
+      oracle.mode = 'up';
     }
   });
 });
