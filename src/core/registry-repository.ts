@@ -1,6 +1,7 @@
 import type { Db } from '../db/create-db.ts';
 import type { McpServersTable } from '../db/schema.ts';
 import type { Insertable, Selectable, Updateable } from 'kysely';
+import type { McpTool } from './registry.ts';
 
 // The only place with registry SQL. Rows in, rows out; the service maps them to domain objects.
 
@@ -96,17 +97,8 @@ export async function findOfferings(db: Db, toolOrCapability: string): Promise<A
   }));
 }
 
-export interface ToolUpsert {
-  name: string;
-  description: string | null;
-  inputSchema: Record<string, unknown>;
-  heavy: boolean;
-  capabilities: string[];
-  timeoutMs: number | null;
-}
-
 /** Replaces the server's tool list with `tools` in one transaction. */
-export async function replaceTools(db: Db, serverId: string, tools: ToolUpsert[]): Promise<void> {
+export async function replaceTools(db: Db, serverId: string, tools: McpTool[]): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await trx.deleteFrom('mcp_tools').where('server_id', '=', serverId).execute();
     if (tools.length === 0) return;

@@ -117,7 +117,7 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
   }
 
   /** Merges discovered tools with the operator's flags, keeping earlier flags for tools not mentioned now. */
-  function mergeTools(discovered: DiscoveredTool[], settings: ServerSettings, previous: McpTool[]): repo.ToolUpsert[] {
+  function mergeTools(discovered: DiscoveredTool[], settings: ServerSettings, previous: McpTool[]): McpTool[] {
     const names = new Set(discovered.map((t) => t.name));
     const mentioned = [...(settings.heavyTools ?? []), ...Object.keys(settings.capabilities ?? {}), ...Object.keys(settings.toolTimeouts ?? {})];
     const unknown = mentioned.filter((n) => !names.has(n));
