@@ -254,13 +254,12 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * The output is already saved: move a staged one to the blob store (Hub failures throw and are retried here,
-     * without running the tool again), cache it, mark the task succeeded, publish.
+     * without running the tool again) or cache an inline one, then mark the task succeeded and publish.
      */
     async storeResult(input: { taskId: string; ref: ResultRef; state: TaskState }): Promise<ResultRef> {
       try {
         const ref = await deps.results.publish(input.taskId);
         if (!ref) throw ApplicationFailure.nonRetryable(`task ${input.taskId} has no saved output`, 'ResultMissing');
-        await deps.results.warmCache(input.taskId);
         await deps.tasks.recordSuccess(input.taskId, ref, input.state);
         return ref;
       } catch (err) {

@@ -183,7 +183,10 @@ export function createResultService(deps: {
       return { storage: size <= inlineMaxBytes ? 'inline' : 'staged', size, sha256, mediaType };
     },
 
-    /** Moves a staged output to the blob store (idempotent); returns the stored result's reference. */
+    /**
+     * Makes a saved output available (idempotent): a staged one moves to the blob store, an inline one goes into the
+     * Redis cache. Returns the stored result's reference.
+     */
     async publish(taskId: string): Promise<ResultRef | undefined> {
       const staged = await findStaged(db, taskId);
       if (staged) {
@@ -196,6 +199,7 @@ export function createResultService(deps: {
       }
       const row = await findResult(db, taskId);
       if (!row) return undefined;
+      if (row.content) await writeCache(taskId, { ...row, content: row.content });
       return { storage: row.content ? 'inline' : 'pointer', size: row.size, sha256: row.sha256, mediaType: row.mediaType };
     },
 
@@ -222,11 +226,6 @@ export function createResultService(deps: {
         if (err instanceof BlobNotFoundError) throw new ResultGoneError(taskId, r.location!, { cause: err });
         throw err;
       }
-    },
-
-    async warmCache(taskId: string): Promise<void> {
-      const row = await findResult(db, taskId);
-      if (row?.content) await writeCache(taskId, { ...row, content: row.content });
     },
   };
 }

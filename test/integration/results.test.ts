@@ -131,7 +131,7 @@ describe('result service', () => {
     assert.deepEqual(view?.storage === 'inline' && view.value, { final: true });
   });
 
-  it('fills the Redis cache on a miss and on warmCache, and clears it when the result is replaced', async () => {
+  it('fills the Redis cache on a miss and on publish, and clears it when the result is replaced', async () => {
     const taskId = await insertTask(t.db);
     const key = `${prefix}result:${taskId}`;
     const data = Buffer.from('{"n":1}');
@@ -150,7 +150,7 @@ describe('result service', () => {
     await results.save(taskId, replacement, 'application/json');
     assert.equal(await redis.exists(key), 0, 'a replaced result must not be served from the cache');
 
-    await results.warmCache(taskId);
+    await results.publish(taskId);
     assert.ok((await redis.hgetallBuffer(key)).content?.equals(replacement));
     const opened = await results.open(taskId);
     assert.ok(opened && Buffer.isBuffer(opened.body) && opened.body.equals(replacement));
@@ -160,7 +160,7 @@ describe('result service', () => {
     const taskId = await insertTask(t.db);
     assert.equal(await results.describe(taskId), undefined);
     assert.equal(await results.open(taskId), undefined);
-    await results.warmCache(taskId);
+    await results.publish(taskId);
     assert.equal(await redis.exists(`${prefix}result:${taskId}`), 0);
   });
 
