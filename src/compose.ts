@@ -18,7 +18,7 @@ import { createTaskEvents } from './core/task-events.ts';
 import { createTaskService } from './core/tasks.ts';
 import { createDb } from './db/create-db.ts';
 import { createBlobStore } from './integrations/blob-store-factory.ts';
-import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools } from './integrations/huggingface/spaces.ts';
+import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools, SpaceNotFoundError } from './integrations/huggingface/spaces.ts';
 import { listTools } from './integrations/mcp/list-tools.ts';
 import { probeEndpoint } from './integrations/mcp/probe.ts';
 import type { Logger } from './lib/logger.ts';
@@ -59,7 +59,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     projects,
     registry,
     spaces: {
-      info: (id, token) => spaces.info(id, token),
+      info: (id, token) => spaces.info(id, token).catch(notFoundAsUndefined),
       isReady: (stage) => classifyStage(stage) === 'ready',
       mapTools: mapSpaceTools,
     },
@@ -128,7 +128,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       const { stage } = await spaces.runtime(creds.spaceId, creds.token);
       return { oracle, space: { spaceId: creds.spaceId, stage, state: classifyStage(stage) } };
     } catch (err) {
-      return { oracle, space: { spaceId: creds.spaceId, stage: null, error: (err as Error).name === 'SpaceNotFoundError' ? 'not found on the Hub' : 'the Hub did not answer' } };
+      return { oracle, space: { spaceId: creds.spaceId, stage: null, error: err instanceof SpaceNotFoundError ? 'not found on the Hub' : 'the Hub did not answer' } };
     }
   }
 
@@ -198,5 +198,10 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
 }
 
 export type World = Awaited<ReturnType<typeof createWorld>>;
+
+function notFoundAsUndefined(err: unknown): undefined {
+  if (err instanceof SpaceNotFoundError) return undefined;
+  throw err;
+}
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

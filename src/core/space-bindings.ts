@@ -10,7 +10,8 @@ export interface SecretBox {
 
 /** What a binding needs of the Hub: a Space's MCP endpoint and whether it is up (reading this never wakes it). */
 export interface SpaceDirectory {
-  info(spaceId: string, token?: string): Promise<{ id: string; mcpUrl: string; stage: string }>;
+  /** undefined: no such Space, or the token cannot read it. Other failures throw. */
+  info(spaceId: string, token?: string): Promise<{ id: string; mcpUrl: string; stage: string } | undefined>;
   isReady(stage: string): boolean;
   mapTools(serverTools: string[], spaceTools: string[], spaceId: string): { map: Record<string, string>; missing: string[] };
 }
@@ -67,12 +68,10 @@ export function createSpaceBindings(deps: {
     let info;
     try {
       info = await deps.spaces.info(spaceId, token);
-    } catch (err) {
-      if ((err as Error).name === 'SpaceNotFoundError') {
-        throw new InvalidRequestError('SpaceNotFound', `the Space "${spaceId}" was not found on the Hub, or the token cannot read it`);
-      }
+    } catch {
       throw new UnavailableError('HubUnavailable', `could not read the Space "${spaceId}" from the Hub`);
     }
+    if (!info) throw new InvalidRequestError('SpaceNotFound', `the Space "${spaceId}" was not found on the Hub, or the token cannot read it`);
     const url = explicitUrl ?? info.mcpUrl;
     // Listing tools is a request to the Space: only when it is already up, so binding never wakes a sleeping Space.
     if (!deps.spaces.isReady(info.stage)) return { url, toolMap: null, missing: null, stage: info.stage };
