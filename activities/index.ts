@@ -60,11 +60,12 @@ export function createActivities(deps: ActivityDeps) {
     if (target.kind === 'oracle') return { endpoint: { url: target.url, transport: target.transport } };
     const creds = await deps.bindings.credentials(projectId, target.serverId);
     if (!creds) throw ApplicationFailure.nonRetryable('the Space binding was removed', 'TargetRejected');
+    const sseUrl = legacySseUrlOf(creds.url);
     return {
       endpoint: {
         url: creds.url,
         transport: target.transport,
-        ...(legacySseUrlOf(creds.url) ? { sseUrl: legacySseUrlOf(creds.url) } : {}),
+        ...(sseUrl ? { sseUrl } : {}),
         ...(creds.token ? { headers: { Authorization: `Bearer ${creds.token}` } } : {}),
       },
       ...(creds.spaceId ? { space: { spaceId: creds.spaceId, host: new URL(creds.url).origin, token: creds.token } } : {}),

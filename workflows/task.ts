@@ -78,7 +78,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
   // 3 retries, as for dispatch: a Space that is restarting deserves the same patience as a flaky call.
   const prober = proxyActivities<Activities>({
     // A probe may wait for a sleeping Space to wake, heartbeating while it waits.
-    startToCloseTimeout: policy.probeTimeoutMs * 2 + (policy.spaceStartTimeoutMs ?? 0),
+    startToCloseTimeout: policy.probeTimeoutMs * 2 + policy.spaceStartTimeoutMs,
     heartbeatTimeout: policy.heartbeatTimeoutMs,
     retry: { ...retry, maximumAttempts: MAX_ATTEMPTS, nonRetryableErrorTypes: ['TargetUnavailable'] },
   });

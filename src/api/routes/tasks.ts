@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import Router from '@koa/router';
 import { z } from 'zod';
 import { TASK_STATUSES } from '../../../workflows/contracts.ts';
@@ -59,7 +58,7 @@ export function taskRoutes(deps: { tasks: TaskService; results: ResultService })
     ctx.length = result.size;
     ctx.set('Digest', `sha-256=${Buffer.from(result.sha256, 'hex').toString('base64')}`);
     ctx.set('ETag', `"${result.sha256}"`);
-    ctx.body = Buffer.isBuffer(result.body) ? result.body : Readable.from(result.body);
+    ctx.body = result.body;
   });
 
   router.post('/:id/consent', async (ctx) => {
