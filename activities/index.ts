@@ -111,7 +111,7 @@ export function createActivities(deps: ActivityDeps) {
   async function spaceToolName(projectId: string, target: RouteTarget, tool: string, endpoint: McpEndpoint, toolMap?: Record<string, string>): Promise<string> {
     if (target.kind !== 'space' || !target.spaceId) return tool;
     if (toolMap?.[tool]) return toolMap[tool];
-    const server = await deps.registry.get(target.serverId);
+    const server = await deps.registry.getById(target.serverId);
     const offered = await listTools(endpoint, { timeoutMs: settings.probeTimeoutMs * 2 });
     const mapped = mapSpaceTools(server.tools.map((t) => t.name), offered.map((t) => t.name), target.spaceId);
     await deps.bindings.learnToolMap(projectId, target.serverId, mapped.map, mapped.missing);
@@ -124,7 +124,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     async planRoute(input: { taskId: string; projectId: string; tool: string; heavy: boolean }): Promise<RoutePlan> {
-      const offerings = await deps.registry.offerings(input.tool);
+      const offerings = await deps.registry.offerings(input.tool, input.projectId);
       const spaces = await deps.bindings.spacesFor(input.projectId, offerings.map((o) => o.server.id));
       const candidates: RouteCandidate[] = await Promise.all(
         offerings.map(async (o) => ({

@@ -16,6 +16,7 @@ import { createSpaceBindings } from './core/space-bindings.ts';
 import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
 import { createTaskService } from './core/tasks.ts';
+import { createUserDirectory } from './core/users.ts';
 import { createDb } from './db/create-db.ts';
 import { createBlobStore } from './integrations/blob-store-factory.ts';
 import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools, SpaceNotFoundError } from './integrations/huggingface/spaces.ts';
@@ -46,10 +47,12 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const secrets = createSecretBox(config.encryptionKey);
   const tokens = createTokenService(config.jwt);
   const projects = createProjectService(db);
+  const users = createUserDirectory({ db, adminLogins: config.adminLogins });
   const registry = createRegistry({
     db,
     redis,
     keyPrefix: prefix,
+    projectMembers: (projectId) => projects.memberIds(projectId),
     discover: (endpoint) => listTools(endpoint, { timeoutMs: config.task.probeTimeoutMs * 2 }),
   });
   const spaces = createSpacesClient({ hubUrl: config.huggingFace.endpoint });
@@ -166,6 +169,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     connection,
     client,
     tokens,
+    users,
     projects,
     registry,
     bindings,

@@ -55,6 +55,10 @@ const schema = z.object({
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
   WORKER_METRICS_PORT: int(0, 65535).default(0),
   WORKFLOW_BUNDLE: z.string().optional(),
+  ADMIN_LOGINS: z
+    .string()
+    .regex(/^\s*[A-Za-z0-9][\w.-]{0,62}(\s*,\s*[A-Za-z0-9][\w.-]{0,62})*\s*$/, 'must be a comma list of logins')
+    .optional(),
 });
 
 export type Config = Readonly<{
@@ -86,6 +90,8 @@ export type Config = Readonly<{
   workerMetricsPort: number;
   /** A prebuilt workflow bundle (`orchestrator bundle`): the worker then skips webpack at start. */
   workflowBundle?: string;
+  /** Platform admins by login (besides those granted with `orchestrator admin grant`). */
+  adminLogins: readonly string[];
 }>;
 
 export class ConfigError extends Error {
@@ -147,5 +153,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workflowBundle: e.WORKFLOW_BUNDLE,
+    adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),
   });
 }

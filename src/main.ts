@@ -11,7 +11,7 @@ import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createTokenService } from './core/auth-tokens.ts';
-import { ensureUser } from './core/users.ts';
+import { createUserDirectory, ensureUser } from './core/users.ts';
 import { createDb, ensureDatabase } from './db/create-db.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger, type Logger } from './lib/logger.ts';
@@ -31,6 +31,7 @@ const USAGE = `usage: orchestrator <command>
   worker                 the Temporal worker
   migrate                create the database if missing and apply migrations
   token --login NAME     print a bearer token for a local user (created if missing)
+  admin grant|revoke LOGIN   make a user a platform admin (curates public registry servers), or stop it
   bundle [--out FILE]    prebuild the workflow bundle for WORKFLOW_BUNDLE (default data/workflow-bundle.js)`;
 
 type Stopper = () => Promise<void>;
@@ -236,6 +237,22 @@ async function main(argv: string[]): Promise<void> {
       try {
         const user = await ensureUser(db, values.login);
         process.stdout.write(`${await createTokenService(config.jwt).sign({ sub: user.id, login: user.login })}\n`);
+      } finally {
+        await db.destroy();
+      }
+      return;
+    }
+    case 'admin': {
+      const [action, login] = rest;
+      if ((action !== 'grant' && action !== 'revoke') || !login || !/^[A-Za-z0-9][\w.-]{0,62}$/.test(login)) {
+        throw new UsageError('admin needs grant|revoke and a LOGIN');
+      }
+      const config = loadConfig(localEnv(env));
+      const db = createDb(config.databaseUrl, { maxConnections: 1 });
+      try {
+        const found = await createUserDirectory({ db, adminLogins: [] }).setAdmin(login, action === 'grant');
+        if (!found) throw new UsageError(`no user with the login "${login}" (they appear once they have signed in or been given a token)`);
+        process.stdout.write(`${login} ${action === 'grant' ? 'is now' : 'is no longer'} a platform admin${config.adminLogins.includes(login) ? ' (also listed in ADMIN_LOGINS, which still makes them one)' : ''}\n`);
       } finally {
         await db.destroy();
       }

@@ -1,3 +1,4 @@
+import type Router from '@koa/router';
 import Koa from 'koa';
 import type { TokenService } from '../core/auth-tokens.ts';
 import type { ProjectService } from '../core/projects.ts';
@@ -6,13 +7,14 @@ import type { ResultService } from '../core/results.ts';
 import type { SpaceBindings } from '../core/space-bindings.ts';
 import type { TaskEventFeed } from '../core/task-event-feed.ts';
 import type { TaskService } from '../core/tasks.ts';
+import type { UserDirectory } from '../core/users.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Metrics } from '../lib/metrics.ts';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { authenticate } from './authenticate.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
-import { notFoundFallback, problemMiddleware } from './problem.ts';
+import { notFoundFallback, Problem, problemMiddleware } from './problem.ts';
 import { requestContext } from './request-context.ts';
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
 import { mcpRoutes, type ServerHealthCheck } from './routes/mcps.ts';
@@ -26,6 +28,7 @@ export interface AppDeps {
   metrics: Metrics;
   metricsRegistry: MetricsRegistry;
   tokens: TokenService;
+  users: UserDirectory;
   projects: ProjectService;
   registry: Registry;
   bindings: SpaceBindings;
@@ -38,28 +41,55 @@ export interface AppDeps {
   sseHeartbeatMs: number;
 }
 
-export function createApp(deps: AppDeps): Koa {
-  const app = new Koa();
+/** A route as the router matches it: what the auth sweep walks. */
+export interface RouteEntry {
+  methods: string[];
+  path: string;
+}
+
+export type OrchestratorApp = Koa & { routeTable: RouteEntry[] };
+
+/**
+ * Puts `guards` in front of every route of the router, on the route itself: whatever path form the router matches
+ * (any letter case, a trailing slash, encoded characters), the guards run before the handler. Middleware added with
+ * router.use() or by testing the path before routing can disagree with the router's own matching; this cannot.
+ */
+function guardEveryRoute(router: Router<any>, guards: Koa.Middleware[]): void {
+  for (const layer of router.stack) layer.stack.unshift(...guards);
+}
+
+/** A NUL in a path parameter or query value would reach Postgres, which cannot store it. */
+const refuseNulInUrl: Koa.Middleware = (ctx, next) => {
+  if (/%00/i.test(ctx.path) || /%00/i.test(ctx.querystring) || ctx.url.includes('\0')) {
+    throw new Problem(400, 'NulCharacter', 'Bad Request', 'the URL has a NUL character (%00)');
+  }
+  return next();
+};
+
+export function createApp(deps: AppDeps): OrchestratorApp {
+  const app = new Koa() as OrchestratorApp;
   app.proxy = true;
   // Errors are logged once, by the problem middleware, with the request id.
   app.silent = true;
 
-  const auth = authenticate(deps.tokens);
-  const routers = [
+  const v1 = [
     projectRoutes(deps),
     spaceRoutes(deps),
-    mcpRoutes({ registry: deps.registry, projects: deps.projects, checkHealth: deps.checkServerHealth }),
+    mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs }),
     taskRoutes(deps),
   ];
+  // Bodies are read only for authenticated callers.
+  const guards = [authenticate(deps.tokens), jsonBody({ maxBytes: deps.maxRequestBytes })];
+  for (const router of v1) guardEveryRoute(router, guards);
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
 
   app.use(problemMiddleware({ log: deps.log, mapError: domainProblem }));
   app.use(requestContext({ log: deps.log, metrics: deps.metrics }));
+  app.use(refuseNulInUrl);
   app.use(health.routes());
-  app.use((ctx, next) => (ctx.path === '/v1' || ctx.path.startsWith('/v1/') ? auth(ctx, next) : next()));
-  app.use(jsonBody({ maxBytes: deps.maxRequestBytes }));
-  for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
+  for (const router of v1) app.use(router.routes()).use(router.allowedMethods());
   app.use(notFoundFallback());
+  app.routeTable = v1.flatMap((router) => router.stack.map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path) })));
   return app;
 }

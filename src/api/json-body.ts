@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type Koa from 'koa';
+import { inspectJson } from '../lib/json-shape.ts';
 import { Problem } from './problem.ts';
 
 declare module 'koa' {
@@ -98,10 +99,25 @@ function parseJson(bytes: Buffer): unknown {
   }
 }
 
+// Deeper bodies are refused before any code walks them recursively (schemas, hashing, Postgres jsonb).
+export const MAX_JSON_DEPTH = 64;
+
+/** NUL cannot be stored in Postgres text or jsonb, and nothing this API accepts needs it. */
+function checkShape(body: unknown): void {
+  const problem = inspectJson(body, { maxDepth: MAX_JSON_DEPTH });
+  if (problem?.kind === 'too_deep') {
+    throw new Problem(400, 'NestingTooDeep', 'Bad Request', `request body nests deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH });
+  }
+  if (problem?.kind === 'nul') {
+    throw new Problem(400, 'NulCharacter', 'Bad Request', `request body has a NUL character (\\u0000) at ${problem.path.slice(0, 200)}`);
+  }
+}
+
 export function jsonBody(opts: { maxBytes: number }): Koa.Middleware {
   const { maxBytes } = opts;
   return async function parseJsonBody(ctx, next) {
-    if (!METHODS_WITH_BODY.has(ctx.method)) return next();
+    if (!METHODS_WITH_BODY.has(ctx.method) || ctx.state.bodyRead === true) return next();
+    ctx.state.bodyRead = true;
     const { req } = ctx;
     const lengthHeader = req.headers['content-length'];
     const declaredLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
@@ -121,6 +137,7 @@ export function jsonBody(opts: { maxBytes: number }): Koa.Middleware {
     if (req.readableEnded) throw new Error('request body was already consumed by another middleware');
     const bytes = await readLimited(req, maxBytes);
     ctx.request.body = bytes.length === 0 ? undefined : parseJson(bytes);
+    checkShape(ctx.request.body);
     return next();
   };
 }

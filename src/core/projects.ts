@@ -1,23 +1,24 @@
 import type { Db } from '../db/create-db.ts';
 import { ConflictError, DomainError, InvalidRequestError, NotFoundError } from './errors.ts';
+import { roleAtLeast, type ProjectRole } from './roles.ts';
 
 export interface Project {
   id: string;
   name: string;
   description: string | null;
-  role: 'owner' | 'member';
+  role: ProjectRole;
   createdAt: string;
   updatedAt: string;
 }
 
 export interface Member {
   login: string;
-  role: 'owner' | 'member';
+  role: ProjectRole;
 }
 
 const columns = ['p.id', 'p.name', 'p.description', 'm.role', 'p.created_at', 'p.updated_at'] as const;
 
-function toProject(row: { id: string; name: string; description: string | null; role: 'owner' | 'member'; created_at: Date; updated_at: Date }): Project {
+function toProject(row: { id: string; name: string; description: string | null; role: ProjectRole; created_at: Date; updated_at: Date }): Project {
   return {
     id: row.id,
     name: row.name,
@@ -30,6 +31,18 @@ function toProject(row: { id: string; name: string; description: string | null; 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (s: string) => UUID.test(s);
+
+export class ForbiddenError extends DomainError {
+  constructor(message: string) {
+    super('Forbidden', message);
+  }
+}
+
+/** Locks the owner rows, so two concurrent demotions cannot both count the other as the remaining owner. */
+async function countOwners(db: Db, projectId: string): Promise<number> {
+  const rows = await db.selectFrom('project_members').select('user_id').where('project_id', '=', projectId).where('role', '=', 'owner').forUpdate().execute();
+  return rows.length;
+}
 
 export function createProjectService(db: Db) {
   /** A project the user is not a member of does not exist for them: 404, never 403. */
@@ -46,15 +59,33 @@ export function createProjectService(db: Db) {
     return toProject(row);
   }
 
-  async function requireOwner(userId: string, projectId: string): Promise<Project> {
+  /** Members below `min` know the project exists, so they get 403; everyone else 404. */
+  async function requireRole(userId: string, projectId: string, min: ProjectRole): Promise<Project> {
     const project = await get(userId, projectId);
-    if (project.role !== 'owner') throw new DomainError('Forbidden', 'only the project owner may do this');
+    if (!roleAtLeast(project.role, min)) throw new ForbiddenError(`this needs the ${min} role in the project (yours: ${project.role})`);
     return project;
+  }
+
+  async function findMember(trx: Db, projectId: string, login: string) {
+    return trx
+      .selectFrom('project_members as m')
+      .innerJoin('users as u', 'u.id', 'm.user_id')
+      .select(['m.user_id', 'm.role', 'u.login'])
+      .where('m.project_id', '=', projectId)
+      .where('u.login', '=', login)
+      .forUpdate()
+      .executeTakeFirst();
   }
 
   return {
     get,
-    requireOwner,
+    requireRole,
+
+    /** Users whose private registry servers this project may use: its members. */
+    async memberIds(projectId: string): Promise<string[]> {
+      const rows = await db.selectFrom('project_members').select('user_id').where('project_id', '=', projectId).execute();
+      return rows.map((r) => r.user_id);
+    },
 
     async create(userId: string, input: { name: string; description?: string }): Promise<Project> {
       const id = await db.transaction().execute(async (trx) => {
@@ -81,7 +112,7 @@ export function createProjectService(db: Db) {
     },
 
     async update(userId: string, projectId: string, patch: { name?: string; description?: string | null }): Promise<Project> {
-      await requireOwner(userId, projectId);
+      await requireRole(userId, projectId, 'admin');
       await db
         .updateTable('projects')
         .set({ ...(patch.name !== undefined && { name: patch.name }), ...(patch.description !== undefined && { description: patch.description }), updated_at: new Date() })
@@ -91,21 +122,34 @@ export function createProjectService(db: Db) {
     },
 
     async remove(userId: string, projectId: string): Promise<void> {
-      await requireOwner(userId, projectId);
+      await requireRole(userId, projectId, 'owner');
       await db.deleteFrom('projects').where('id', '=', projectId).execute();
     },
 
-    /** Owners add members by login (the user must exist: they have signed in once). */
-    async addMember(userId: string, projectId: string, login: string, role: 'owner' | 'member' = 'member'): Promise<Member> {
-      await requireOwner(userId, projectId);
+    /**
+     * Adds a member by login (the user must exist: they have signed in once), or changes an existing member's role.
+     * Admins add viewers and members; granting admin or owner, and changing anyone's role, is for owners.
+     */
+    async setMember(userId: string, projectId: string, login: string, role: ProjectRole = 'member'): Promise<Member> {
+      const actor = await requireRole(userId, projectId, 'admin');
       const user = await db.selectFrom('users').select(['id', 'login']).where('login', '=', login).executeTakeFirst();
       if (!user) throw new InvalidRequestError('UnknownUser', `no user with the login "${login}"`, { login });
-      await db
-        .insertInto('project_members')
-        .values({ project_id: projectId, user_id: user.id, role })
-        .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
-        .execute();
-      return { login: user.login, role };
+      return db.transaction().execute(async (trx) => {
+        const existing = await findMember(trx, projectId, login);
+        const changesRole = existing !== undefined && existing.role !== role;
+        if (actor.role !== 'owner' && (roleAtLeast(role, 'admin') || changesRole)) {
+          throw new ForbiddenError('only an owner may grant the admin or owner role or change a member’s role');
+        }
+        if (existing?.role === 'owner' && role !== 'owner' && (await countOwners(trx, projectId)) <= 1) {
+          throw new ConflictError('LastOwner', 'a project needs at least one owner: make someone else owner first');
+        }
+        await trx
+          .insertInto('project_members')
+          .values({ project_id: projectId, user_id: user.id, role })
+          .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
+          .execute();
+        return { login: user.login, role };
+      });
     },
 
     async listMembers(userId: string, projectId: string): Promise<Member[]> {
@@ -120,22 +164,22 @@ export function createProjectService(db: Db) {
       return rows.map((r) => ({ login: r.login, role: r.role }));
     },
 
-    /** An owner removes a member; the last owner cannot leave a project without an owner. */
+    /**
+     * Anyone may leave; admins remove viewers and members; owners remove anyone. The last owner can neither leave
+     * nor be removed, so a project is never left without an owner.
+     */
     async removeMember(userId: string, projectId: string, login: string): Promise<void> {
-      await requireOwner(userId, projectId);
+      const actor = await get(userId, projectId);
       await db.transaction().execute(async (trx) => {
-        const member = await trx
-          .selectFrom('project_members as m')
-          .innerJoin('users as u', 'u.id', 'm.user_id')
-          .select(['m.user_id', 'm.role'])
-          .where('m.project_id', '=', projectId)
-          .where('u.login', '=', login)
-          .forUpdate()
-          .executeTakeFirst();
+        const member = await findMember(trx, projectId, login);
         if (!member) throw new NotFoundError('Member', login);
-        if (member.role === 'owner') {
-          const owners = await trx.selectFrom('project_members').select((eb) => eb.fn.countAll<string>().as('n')).where('project_id', '=', projectId).where('role', '=', 'owner').executeTakeFirstOrThrow();
-          if (Number(owners.n) <= 1) throw new ConflictError('LastOwner', 'a project needs at least one owner');
+        const leaving = member.user_id === userId;
+        if (!leaving) {
+          const needed: ProjectRole = roleAtLeast(member.role, 'admin') ? 'owner' : 'admin';
+          if (!roleAtLeast(actor.role, needed)) throw new ForbiddenError(`removing a ${member.role} needs the ${needed} role`);
+        }
+        if (member.role === 'owner' && (await countOwners(trx, projectId)) <= 1) {
+          throw new ConflictError('LastOwner', 'a project needs at least one owner: make someone else owner first');
         }
         await trx.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', member.user_id).execute();
       });

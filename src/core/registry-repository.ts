@@ -38,8 +38,11 @@ export async function findServer(db: Db, idOrName: string, byId: boolean): Promi
     .executeTakeFirst();
 }
 
-export async function listServers(db: Db): Promise<ServerRow[]> {
-  return db.selectFrom('mcp_servers').selectAll().orderBy('name').execute();
+/** All servers, or with `visibleTo` only the public ones and that user's own. */
+export async function listServers(db: Db, visibleTo?: string): Promise<ServerRow[]> {
+  let query = db.selectFrom('mcp_servers').selectAll();
+  if (visibleTo !== undefined) query = query.where((eb) => eb.or([eb('visibility', '=', 'public'), eb('created_by', '=', visibleTo)]));
+  return query.orderBy('name').execute();
 }
 
 export async function listTools(db: Db, serverIds: string[]): Promise<ToolRow[]> {
@@ -80,6 +83,7 @@ export async function findOfferings(db: Db, toolOrCapability: string): Promise<A
       cost: r.cost,
       max_concurrency: r.max_concurrency,
       enabled: r.enabled,
+      visibility: r.visibility,
       created_by: r.created_by,
       created_at: r.created_at,
       updated_at: r.updated_at,
@@ -97,9 +101,9 @@ export async function findOfferings(db: Db, toolOrCapability: string): Promise<A
   }));
 }
 
-/** Replaces the server's tool list with `tools` in one transaction. */
+/** Replaces the server's tool list with `tools` in one transaction (nested in the caller's, if it has one). */
 export async function replaceTools(db: Db, serverId: string, tools: McpTool[]): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  const run = async (trx: Db) => {
     await trx.deleteFrom('mcp_tools').where('server_id', '=', serverId).execute();
     if (tools.length === 0) return;
     await trx
@@ -116,5 +120,7 @@ export async function replaceTools(db: Db, serverId: string, tools: McpTool[]): 
         })),
       )
       .execute();
-  });
+  };
+  if (db.isTransaction) await run(db);
+  else await db.transaction().execute(run);
 }

@@ -2,8 +2,9 @@ import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
 import type { McpTransport } from '../../workflows/contracts.ts';
 import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
-import { isUuid } from './projects.ts';
+import { ForbiddenError, isUuid } from './projects.ts';
 import * as repo from './registry-repository.ts';
+import { inspectJson } from '../lib/json-shape.ts';
 
 export interface McpTool {
   name: string;
@@ -27,8 +28,19 @@ export interface McpServer {
   cost: number;
   maxConcurrency: number | null;
   enabled: boolean;
+  /** private: only its owner's projects route to it; public: every project may (set by a platform admin). */
+  visibility: Visibility;
+  ownerId: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+export type Visibility = 'private' | 'public';
+
+/** Who is acting on the registry: its owner or a platform admin may change a server. */
+export interface Actor {
+  userId: string;
+  isAdmin: boolean;
 }
 
 export interface DiscoveredTool {
@@ -51,6 +63,7 @@ export interface ServerSettings {
   cost?: number;
   maxConcurrency?: number | null;
   enabled?: boolean;
+  visibility?: Visibility;
   heavyTools?: string[];
   capabilities?: Record<string, string[]>;
   toolTimeouts?: Record<string, number>;
@@ -77,6 +90,8 @@ function toServer(r: repo.ServerRow): McpServer {
     cost: r.cost,
     maxConcurrency: r.max_concurrency,
     enabled: r.enabled,
+    visibility: r.visibility,
+    ownerId: r.created_by,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
   };
@@ -93,7 +108,15 @@ function toTool(r: repo.ToolRow): McpTool {
   };
 }
 
-export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverTools; keyPrefix?: string; cacheTtlSeconds?: number }) {
+export function createRegistry(deps: {
+  db: Db;
+  redis: Redis;
+  discover: DiscoverTools;
+  /** Whose private servers a project may route to: its members. */
+  projectMembers: (projectId: string) => Promise<string[]>;
+  keyPrefix?: string;
+  cacheTtlSeconds?: number;
+}) {
   const { db, redis } = deps;
   const prefix = deps.keyPrefix ?? '';
   const versionKey = `${prefix}registry:version`;
@@ -105,15 +128,18 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
   };
 
   async function discoverOrDeclared(settings: { oracleUrl: string | null; transport: McpTransport; tools?: DiscoveredTool[] }) {
-    if (settings.tools) return settings.tools;
+    if (settings.tools) return checkToolList(settings.tools, 'DuplicateTool');
     if (!settings.oracleUrl) {
       throw new InvalidRequestError('ToolsRequired', 'a server without an oracleUrl must declare its tools');
     }
+    let discovered: DiscoveredTool[];
     try {
-      return await deps.discover({ url: settings.oracleUrl, transport: settings.transport });
+      discovered = await deps.discover({ url: settings.oracleUrl, transport: settings.transport });
     } catch (err) {
-      throw new UnavailableError('DiscoveryFailed', `could not list the tools of ${settings.oracleUrl}: ${(err as Error).message}`);
+      // One message whatever went wrong: a caller must not learn which hosts and ports answer.
+      throw new UnavailableError('DiscoveryFailed', 'could not list the server’s tools', { cause: (err as Error).message });
     }
+    return checkToolList(discovered, 'InvalidToolList');
   }
 
   /** Merges discovered tools with the operator's flags, keeping earlier flags for tools not mentioned now. */
@@ -141,14 +167,48 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
     return row;
   }
 
+  const canSee = (actor: Actor, row: repo.ServerRow) => actor.isAdmin || row.visibility === 'public' || row.created_by === actor.userId;
+
+  /** A server the actor may see; others' private servers do not exist for them. */
+  async function findVisible(actor: Actor, idOrName: string): Promise<repo.ServerRow> {
+    const row = await find(idOrName);
+    if (!canSee(actor, row)) throw new NotFoundError('Server', idOrName);
+    return row;
+  }
+
+  /** A server the actor may change: its owner or a platform admin. Public ones are seen, so others get 403. */
+  async function findManaged(actor: Actor, idOrName: string): Promise<repo.ServerRow> {
+    const row = await findVisible(actor, idOrName);
+    if (!actor.isAdmin && row.created_by !== actor.userId) throw new ForbiddenError('only the server’s owner or a platform admin may change it');
+    return row;
+  }
+
+  function checkVisibility(actor: Actor, visibility: Visibility | undefined, current: Visibility): void {
+    if (visibility === 'public' && current !== 'public' && !actor.isAdmin) {
+      throw new ForbiddenError('only a platform admin may make a server public');
+    }
+  }
+
   async function withTools(row: repo.ServerRow): Promise<McpServer & { tools: McpTool[] }> {
     const tools = await repo.listTools(db, [row.id]);
     return { ...toServer(row), tools: tools.map(toTool) };
   }
 
+  /** Every enabled server offering the tool, whoever may use it; cached in Redis until the registry next changes. */
+  async function allOfferings(tool: string): Promise<Offering[]> {
+    const version = (await redis.get(versionKey)) ?? '0';
+    const key = `${prefix}registry:v${version}:tool:${tool}`;
+    const cached = await redis.get(key);
+    if (cached) return JSON.parse(cached) as Offering[];
+    const found = (await repo.findOfferings(db, tool)).map((o) => ({ server: toServer(o.server), tool: toTool(o.tool) }));
+    await redis.set(key, JSON.stringify(found), 'EX', ttl);
+    return found;
+  }
+
   return {
-    async register(userId: string, input: ServerSettings & { name: string }): Promise<McpServer & { tools: McpTool[] }> {
+    async register(actor: Actor, input: ServerSettings & { name: string }): Promise<McpServer & { tools: McpTool[] }> {
       const transport = input.transport ?? 'auto';
+      checkVisibility(actor, input.visibility, 'private');
       if (await repo.findServer(db, input.name, false)) {
         throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
       }
@@ -156,58 +216,70 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
       const tools = mergeTools(discovered, input, []);
       let row: repo.ServerRow;
       try {
-        row = await repo.insertServer(db, {
-          name: input.name,
-          description: input.description ?? null,
-          oracle_url: input.oracleUrl ?? null,
-          transport,
-          health_path: input.healthPath ?? null,
-          can_run_on_user_space: input.canRunOnUserSpace ?? false,
-          fallback_to_oracle: input.fallbackToOracle ?? false,
-          location: input.location ?? null,
-          cost: input.cost ?? 0,
-          max_concurrency: input.maxConcurrency ?? null,
-          enabled: input.enabled ?? true,
-          created_by: userId,
+        // The server and its tools land together or not at all.
+        row = await db.transaction().execute(async (trx) => {
+          const inserted = await repo.insertServer(trx, {
+            name: input.name,
+            description: input.description ?? null,
+            oracle_url: input.oracleUrl ?? null,
+            transport,
+            health_path: input.healthPath ?? null,
+            can_run_on_user_space: input.canRunOnUserSpace ?? false,
+            fallback_to_oracle: input.fallbackToOracle ?? false,
+            location: input.location ?? null,
+            cost: input.cost ?? 0,
+            max_concurrency: input.maxConcurrency ?? null,
+            enabled: input.enabled ?? true,
+            visibility: input.visibility ?? 'private',
+            created_by: actor.userId,
+          });
+          await repo.replaceTools(trx, inserted.id, tools);
+          return inserted;
         });
       } catch (err) {
         if ((err as { code?: string }).code === '23505') throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
         throw err;
       }
-      await repo.replaceTools(db, row.id, tools);
       await invalidate();
       return withTools(row);
     },
 
-    async update(idOrName: string, patch: ServerSettings): Promise<McpServer & { tools: McpTool[] }> {
-      const row = await find(idOrName);
+    async update(actor: Actor, idOrName: string, patch: ServerSettings): Promise<McpServer & { tools: McpTool[] }> {
+      const row = await findManaged(actor, idOrName);
+      checkVisibility(actor, patch.visibility, row.visibility);
       const current = await withTools(row);
       const endpointChanged =
         (patch.oracleUrl !== undefined && patch.oracleUrl !== row.oracle_url) || (patch.transport !== undefined && patch.transport !== row.transport);
       const oracleUrl = patch.oracleUrl !== undefined ? patch.oracleUrl : row.oracle_url;
       const transport = patch.transport ?? (row.transport as McpTransport);
-      const discovered =
-        patch.tools ?? (endpointChanged ? await discoverOrDeclared({ oracleUrl, transport }) : current.tools.map(({ name, description, inputSchema }) => ({ name, description: description ?? undefined, inputSchema })));
+      const discovered = patch.tools
+        ? await discoverOrDeclared({ oracleUrl, transport, tools: patch.tools })
+        : endpointChanged
+          ? await discoverOrDeclared({ oracleUrl, transport })
+          : current.tools.map(({ name, description, inputSchema }) => ({ name, description: description ?? undefined, inputSchema }));
       const tools = mergeTools(discovered, patch, current.tools);
-      await repo.updateServer(db, row.id, {
-        ...(patch.description !== undefined && { description: patch.description }),
-        ...(patch.oracleUrl !== undefined && { oracle_url: patch.oracleUrl }),
-        ...(patch.transport !== undefined && { transport: patch.transport }),
-        ...(patch.healthPath !== undefined && { health_path: patch.healthPath }),
-        ...(patch.canRunOnUserSpace !== undefined && { can_run_on_user_space: patch.canRunOnUserSpace }),
-        ...(patch.fallbackToOracle !== undefined && { fallback_to_oracle: patch.fallbackToOracle }),
-        ...(patch.location !== undefined && { location: patch.location }),
-        ...(patch.cost !== undefined && { cost: patch.cost }),
-        ...(patch.maxConcurrency !== undefined && { max_concurrency: patch.maxConcurrency }),
-        ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+      await db.transaction().execute(async (trx) => {
+        await repo.updateServer(trx, row.id, {
+          ...(patch.description !== undefined && { description: patch.description }),
+          ...(patch.oracleUrl !== undefined && { oracle_url: patch.oracleUrl }),
+          ...(patch.transport !== undefined && { transport: patch.transport }),
+          ...(patch.healthPath !== undefined && { health_path: patch.healthPath }),
+          ...(patch.canRunOnUserSpace !== undefined && { can_run_on_user_space: patch.canRunOnUserSpace }),
+          ...(patch.fallbackToOracle !== undefined && { fallback_to_oracle: patch.fallbackToOracle }),
+          ...(patch.location !== undefined && { location: patch.location }),
+          ...(patch.cost !== undefined && { cost: patch.cost }),
+          ...(patch.maxConcurrency !== undefined && { max_concurrency: patch.maxConcurrency }),
+          ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+          ...(patch.visibility !== undefined && { visibility: patch.visibility }),
+        });
+        await repo.replaceTools(trx, row.id, tools);
       });
-      await repo.replaceTools(db, row.id, tools);
       await invalidate();
       return withTools((await repo.findServer(db, row.id, true))!);
     },
 
-    async refresh(idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
-      const row = await find(idOrName);
+    async refresh(actor: Actor, idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
+      const row = await findManaged(actor, idOrName);
       const current = await withTools(row);
       const discovered = await discoverOrDeclared({ oracleUrl: row.oracle_url, transport: row.transport as McpTransport });
       await repo.replaceTools(db, row.id, mergeTools(discovered, {}, current.tools));
@@ -215,33 +287,70 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
       return withTools(row);
     },
 
-    async remove(idOrName: string): Promise<void> {
-      const row = await find(idOrName);
+    async remove(actor: Actor, idOrName: string): Promise<void> {
+      const row = await findManaged(actor, idOrName);
       await repo.deleteServer(db, row.id);
       await invalidate();
     },
 
-    async get(idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
-      return withTools(await find(idOrName));
+    async get(actor: Actor, idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
+      return withTools(await findVisible(actor, idOrName));
     },
 
-    async list(): Promise<Array<McpServer & { tools: McpTool[] }>> {
-      const rows = await repo.listServers(db);
+    /** A server a project may use (public, or owned by one of its members), for Space bindings. */
+    async getForProject(projectId: string, idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
+      const row = await find(idOrName);
+      if (row.visibility !== 'public' && !(row.created_by && (await deps.projectMembers(projectId)).includes(row.created_by))) {
+        throw new NotFoundError('Server', idOrName);
+      }
+      return withTools(row);
+    },
+
+    /** For the worker: a server by id, whoever owns it (routing already decided the project may use it). */
+    async getById(id: string): Promise<McpServer & { tools: McpTool[] }> {
+      return withTools(await find(id));
+    },
+
+    async list(actor: Actor): Promise<Array<McpServer & { tools: McpTool[] }>> {
+      const rows = await repo.listServers(db, actor.isAdmin ? undefined : actor.userId);
       const tools = await repo.listTools(db, rows.map((r) => r.id));
       return rows.map((r) => ({ ...toServer(r), tools: tools.filter((t) => t.server_id === r.id).map(toTool) }));
     },
 
-    /** Enabled servers offering a tool (or capability), cached in Redis until the registry next changes. */
-    async offerings(tool: string): Promise<Offering[]> {
-      const version = (await redis.get(versionKey)) ?? '0';
-      const key = `${prefix}registry:v${version}:tool:${tool}`;
-      const cached = await redis.get(key);
-      if (cached) return JSON.parse(cached) as Offering[];
-      const found = (await repo.findOfferings(db, tool)).map((o) => ({ server: toServer(o.server), tool: toTool(o.tool) }));
-      await redis.set(key, JSON.stringify(found), 'EX', ttl);
-      return found;
+    /**
+     * Enabled servers offering a tool (or capability) that this project may route to: public servers and private
+     * servers owned by its members. Nobody else's server ever receives the project's arguments.
+     */
+    async offerings(tool: string, projectId: string): Promise<Offering[]> {
+      const all = await allOfferings(tool);
+      if (all.every((o) => o.server.visibility === 'public')) return all;
+      const members = new Set(await deps.projectMembers(projectId));
+      return all.filter((o) => o.server.visibility === 'public' || (o.server.ownerId !== null && members.has(o.server.ownerId)));
     },
   };
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+const MAX_TOOLS = 1000;
+// Postgres text and jsonb cannot hold U+0000; a tool list carrying one is refused whole, not half-stored.
+const NUL = /\u0000/;
+
+/** A tool list fit to store: unique, plausible names and no NUL anywhere (declared by a caller or sent by a server). */
+function checkToolList(tools: DiscoveredTool[], duplicateCode: 'DuplicateTool' | 'InvalidToolList'): DiscoveredTool[] {
+  if (tools.length > MAX_TOOLS) throw new InvalidRequestError('InvalidToolList', `a server may offer at most ${MAX_TOOLS} tools`);
+  const seen = new Set<string>();
+  for (const t of tools) {
+    if (typeof t.name !== 'string' || t.name.length === 0 || t.name.length > 200 || NUL.test(t.name)) {
+      throw new InvalidRequestError('InvalidToolList', 'a tool name must be 1-200 characters without NUL');
+    }
+    if (seen.has(t.name)) {
+      throw new InvalidRequestError(duplicateCode, `the tool "${t.name}" is listed twice`, { tool: t.name });
+    }
+    seen.add(t.name);
+    if (NUL.test(t.description ?? '') || inspectJson(t.inputSchema ?? {}, { maxDepth: 64 }) !== undefined) {
+      throw new InvalidRequestError('InvalidToolList', `the tool "${t.name}" has a NUL character or nests deeper than 64 levels in its description or input schema`, { tool: t.name });
+    }
+  }
+  return tools;
+}

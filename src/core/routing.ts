@@ -28,17 +28,28 @@ export interface RouteRequest {
 
 const HEALTH_MEMORY_MS = 60_000;
 
-/** Lower is better. Health dominates, then load, latency and cost. */
+/**
+ * Health comes first and is compared on its own, so no load, latency or cost can outweigh it:
+ * 0 seen healthy recently, 1 not seen lately (a newly registered server starts here), 2 seen failing.
+ * A server no one has seen work can therefore never push aside one that was just seen working.
+ */
+export function healthTier(c: RouteCandidate, kind: 'oracle' | 'space'): 0 | 1 | 2 {
+  const signal = c.health?.[kind];
+  if (!signal || signal.ageMs >= HEALTH_MEMORY_MS) return 1;
+  return signal.healthy ? 0 : 2;
+}
+
+/** Lower is better, within one health tier: load, latency and cost. */
 export function scoreCandidate(c: RouteCandidate, kind: 'oracle' | 'space'): number {
   const signal = c.health?.[kind];
   const fresh = signal && signal.ageMs < HEALTH_MEMORY_MS ? signal : undefined;
-  const healthPenalty = fresh && !fresh.healthy ? 100 : 0;
   const load = c.server.maxConcurrency ? (c.inFlight ?? 0) / c.server.maxConcurrency : 0;
   const latency = fresh?.latencyMs ? Math.min(fresh.latencyMs / 1000, 10) : 0;
-  return healthPenalty + load * 10 + latency + c.server.cost;
+  return load * 10 + latency + c.server.cost;
 }
 
 interface Scored extends RouteTarget {
+  tier: number;
   score: number;
 }
 
@@ -57,12 +68,16 @@ function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boole
     needsConsent,
     timeoutMs: c.tool.timeoutMs ?? defaultTimeoutMs,
     ...(c.server.maxConcurrency ? { maxConcurrency: c.server.maxConcurrency } : {}),
+    tier: healthTier(c, kind),
     score: scoreCandidate(c, kind),
   };
 }
 
-/** The targets one server offers for this task, in its own preference order. */
-function targetsOf(c: RouteCandidate, req: RouteRequest): Scored[] {
+/**
+ * The targets one server offers for this task, in its own preference order. `meantForSpace`: the task is heavy work
+ * that some candidate would run on the user's own Space, so running it on any platform oracle needs consent.
+ */
+function targetsOf(c: RouteCandidate, req: RouteRequest, meantForSpace: boolean): Scored[] {
   const heavy = req.heavy || c.tool.heavy;
   const hasOracle = !!c.server.oracleUrl;
   const hasSpace = c.server.canRunOnUserSpace && !!c.space;
@@ -73,23 +88,25 @@ function targetsOf(c: RouteCandidate, req: RouteRequest): Scored[] {
     if (hasOracle && c.server.fallbackToOracle) out.push(target(c, 'oracle', true, req.defaultTimeoutMs));
     return out;
   }
-  if (hasOracle) return [target(c, 'oracle', false, req.defaultTimeoutMs)];
+  if (hasOracle) return [target(c, 'oracle', meantForSpace, req.defaultTimeoutMs)];
   if (hasSpace) return [target(c, 'space', false, req.defaultTimeoutMs)];
   return [];
 }
 
 export function planRoute(req: RouteRequest, candidates: RouteCandidate[]): RoutePlan {
-  const all = candidates.flatMap((c) => targetsOf(c, req));
-  // Targets that need no consent first (ask a person only when nothing else can run it), then by score;
-  // ties break by server id and kind so the same inputs always give the same plan.
+  const meantForSpace = candidates.some((c) => (req.heavy || c.tool.heavy) && c.server.canRunOnUserSpace);
+  const all = candidates.flatMap((c) => targetsOf(c, req, meantForSpace));
+  // Targets that need no consent first (ask a person only when nothing else can run it), then by health tier and
+  // score; ties break by server id and kind so the same inputs always give the same plan.
   all.sort(
     (a, b) =>
       Number(a.needsConsent) - Number(b.needsConsent) ||
+      a.tier - b.tier ||
       a.score - b.score ||
       a.serverId.localeCompare(b.serverId) ||
       a.kind.localeCompare(b.kind),
   );
-  const targets = all.map(({ score: _score, ...t }) => t);
+  const targets = all.map(({ score: _score, tier: _tier, ...t }) => t);
   if (targets.length > 0) return { targets };
   if (candidates.length === 0) return { targets, note: `no enabled server offers the tool "${req.tool}"` };
   return {

@@ -91,8 +91,8 @@ export function createSpaceBindings(deps: {
       server: string,
       input: { spaceId?: string; url?: string; token?: string },
     ): Promise<SpaceBinding & { stage?: string }> {
-      await deps.projects.get(userId, projectId);
-      const s = await deps.registry.get(server);
+      await deps.projects.requireRole(userId, projectId, 'admin');
+      const s = await deps.registry.getForProject(projectId, server);
       if (!input.spaceId && !input.url) throw new InvalidRequestError('SpaceRequired', 'give the Space as spaceId (owner/name) or url');
       const resolved = input.spaceId
         ? await resolve(input.spaceId, input.url, input.token, s.tools.map((t) => t.name))
@@ -114,8 +114,8 @@ export function createSpaceBindings(deps: {
     },
 
     async unbind(userId: string, projectId: string, server: string): Promise<void> {
-      await deps.projects.get(userId, projectId);
-      const s = await deps.registry.get(server);
+      await deps.projects.requireRole(userId, projectId, 'admin');
+      const s = await deps.registry.getForProject(projectId, server);
       const r = await db.deleteFrom('space_bindings').where('project_id', '=', projectId).where('server_id', '=', s.id).executeTakeFirst();
       if (r.numDeletedRows === 0n) throw new NotFoundError('SpaceBinding', `${projectId}/${s.name}`);
     },

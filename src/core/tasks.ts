@@ -115,8 +115,8 @@ export function createTaskService(deps: Deps) {
 
   return {
     async submit(userId: string, input: SubmitInput, opts: { idempotencyKey?: string; requestId?: string } = {}): Promise<{ task: TaskView; created: boolean }> {
-      await deps.projects.get(userId, input.projectId);
-      const offerings = await deps.registry.offerings(input.tool);
+      await deps.projects.requireRole(userId, input.projectId, 'member');
+      const offerings = await deps.registry.offerings(input.tool, input.projectId);
       if (offerings.length === 0) {
         throw new InvalidRequestError('UnknownTool', `no enabled server offers the tool "${input.tool}"`, { tool: input.tool });
       }
@@ -197,12 +197,14 @@ export function createTaskService(deps: Deps) {
 
     async decideConsent(userId: string, taskId: string, decision: ConsentDecision): Promise<TaskState> {
       const row = await visible(userId, taskId);
+      await deps.projects.requireRole(userId, row.project_id, 'member');
       if (row.status !== 'awaiting_consent') throw new NotAwaitingConsentError(row.status);
       return deps.runner.decideConsent(row.workflow_id, decision);
     },
 
     async cancel(userId: string, taskId: string): Promise<TaskView> {
       const row = await visible(userId, taskId);
+      await deps.projects.requireRole(userId, row.project_id, 'member');
       if (isTerminal(row.status)) throw new ConflictError('TaskFinished', `the task already ended (status: ${row.status})`, { taskStatus: row.status });
       await deps.runner.cancel(row.workflow_id);
       return toView((await repo.findTask(db, row.id))!);

@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+import type { ProjectRole } from '../core/roles.ts';
 
 // Row types: snake_case as in Postgres. Domain objects (camelCase) are built by the repositories.
 
@@ -11,6 +12,7 @@ export interface UsersTable {
   display_name: string | null;
   identities: ColumnType<Record<string, unknown>, string | undefined, string>;
   hf_token_sealed: string | null;
+  is_admin: Generated<boolean>;
   created_at: CreatedAt;
 }
 
@@ -26,7 +28,7 @@ export interface ProjectsTable {
 export interface ProjectMembersTable {
   project_id: string;
   user_id: string;
-  role: 'owner' | 'member';
+  role: ProjectRole;
   created_at: CreatedAt;
 }
 
@@ -43,6 +45,7 @@ export interface McpServersTable {
   cost: number;
   max_concurrency: number | null;
   enabled: boolean;
+  visibility: Generated<'private' | 'public'>;
   created_by: string | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;

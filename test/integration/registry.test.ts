@@ -44,24 +44,24 @@ describe('registry', function () {
   });
 
   it('caches lookups in Redis and invalidates them on every change', async function () {
-    const before = await stack.world.registry.offerings('whoami');
+    const projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'caps' } })).body.id;
+    const before = await stack.world.registry.offerings('whoami', projectId);
     assert.deepEqual(before.map((o) => o.server.name).sort(), ['modern', 'old']);
     const keys = await stack.world.redis.keys(`${stack.config.redisPrefix}registry:v*:tool:whoami`);
     assert.equal(keys.length, 1, 'the lookup was cached');
 
     const patched = await stack.api('PATCH', '/v1/mcps/old', { token, body: { enabled: false } });
     assert.equal(patched.status, 200, patched.text);
-    assert.deepEqual((await stack.world.registry.offerings('whoami')).map((o) => o.server.name), ['modern'], 'a disabled server is gone at once');
+    assert.deepEqual((await stack.world.registry.offerings('whoami', projectId)).map((o) => o.server.name), ['modern'], 'a disabled server is gone at once');
 
     await stack.api('PATCH', '/v1/mcps/modern', { token, body: { capabilities: { whoami: ['identify'] } } });
-    assert.deepEqual((await stack.world.registry.offerings('identify')).map((o) => o.tool.name), ['whoami'], 'found by capability');
-    const projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'caps' } })).body.id;
+    assert.deepEqual((await stack.world.registry.offerings('identify', projectId)).map((o) => o.tool.name), ['whoami'], 'found by capability');
     const byCapability = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'identify', arguments: {} } });
     assert.equal(byCapability.status, 202, byCapability.text);
     const done = await stack.waitForStatus(token, byCapability.body.id, ['succeeded', 'failed']);
     assert.equal(done.status, 'succeeded', JSON.stringify(done));
     assert.equal(oracle.callCount('whoami'), 1, 'the server\'s own tool ran for the capability');
-    assert.equal((await stack.world.registry.offerings('large'))[0]!.tool.heavy, true, 'flags survive a patch that does not mention them');
+    assert.equal((await stack.world.registry.offerings('large', projectId))[0]!.tool.heavy, true, 'flags survive a patch that does not mention them');
 
     const removed = await stack.api('DELETE', '/v1/mcps/old', { token });
     assert.equal(removed.status, 204);

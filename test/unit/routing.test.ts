@@ -75,6 +75,27 @@ describe('routing rules', function () {
     assert.deepEqual(summary(planRoute(req(), [candidate('a', { cost: 5 }), candidate('b', { cost: 1 })])), ['oracle:b', 'oracle:a']);
   });
 
+  it('a server with no health record never outranks one recently seen healthy, whatever its cost or load', function () {
+    const established = candidate('z', { cost: 50, maxConcurrency: 1, inFlight: 1, health: { oracle: { healthy: true, latencyMs: 9000, ageMs: 1000 } } });
+    const newcomer = candidate('a');
+    assert.deepEqual(summary(planRoute(req(), [newcomer, established])), ['oracle:z', 'oracle:a']);
+    // A failing server still ranks below one nobody has seen yet.
+    const failing = candidate('b', { health: { oracle: { healthy: false, ageMs: 1000 } } });
+    assert.deepEqual(summary(planRoute(req(), [failing, newcomer])), ['oracle:a', 'oracle:b']);
+  });
+
+  it('heavy work meant for the user\'s Space needs consent on every oracle, not only its own server\'s', function () {
+    const own = candidate('a', { canRunOnUserSpace: true, fallbackToOracle: true, space: true });
+    const other = candidate('b');
+    assert.deepEqual(summary(planRoute(req(true), [own, other])), ['space:a', 'oracle:a:consent', 'oracle:b:consent']);
+    // No Space bound: still meant for the user's Space, so another server's oracle needs consent too.
+    const unbound = candidate('a', { canRunOnUserSpace: true });
+    assert.deepEqual(summary(planRoute(req(true), [unbound, other])), ['oracle:b:consent']);
+    // Light work, or heavy work no candidate would run on a Space, moves freely.
+    assert.deepEqual(summary(planRoute(req(false), [own, other])), ['oracle:a', 'oracle:b']);
+    assert.deepEqual(summary(planRoute(req(true), [candidate('c'), other])), ['oracle:b', 'oracle:c']);
+  });
+
   it('no candidates → an empty plan that says why', function () {
     const plan = planRoute(req(), []);
     assert.deepEqual(plan.targets, []);

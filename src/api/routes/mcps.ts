@@ -2,25 +2,30 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import type { ProjectService } from '../../core/projects.ts';
 import type { McpServer, Registry } from '../../core/registry.ts';
+import type { UserDirectory } from '../../core/users.ts';
 import type { AppState } from '../authenticate.ts';
+import { boundedText, NO_NUL } from '../schemas.ts';
 
-const toolName = z.string().min(1).max(200);
+const toolName = boundedText(200).min(1);
 const settings = {
-  description: z.string().max(2000).nullable().optional(),
-  oracleUrl: z.url({ protocol: /^https?$/ }).nullable().optional(),
+  description: boundedText(2000).nullable().optional(),
+  oracleUrl: z.url({ protocol: /^https?$/ }).max(2048).nullable().optional(),
   transport: z.enum(['auto', 'streamable-http', 'sse']).optional(),
-  healthPath: z.string().regex(/^\/\S*$/, 'must be a path starting with /').nullable().optional(),
+  healthPath: z.string().max(200).regex(/^\/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/, 'must be a plain absolute path like /health').nullable().optional(),
   canRunOnUserSpace: z.boolean().optional(),
   fallbackToOracle: z.boolean().optional(),
-  location: z.string().max(100).nullable().optional(),
-  cost: z.number().min(0).optional(),
-  maxConcurrency: z.number().int().min(1).nullable().optional(),
+  location: boundedText(100).nullable().optional(),
+  // Bounded so every value fits its column (real, integer) with room to spare.
+  cost: z.number().min(0).max(1_000_000).optional(),
+  maxConcurrency: z.number().int().min(1).max(100_000).nullable().optional(),
   enabled: z.boolean().optional(),
-  heavyTools: z.array(toolName).optional(),
-  capabilities: z.record(toolName, z.array(z.string().min(1).max(100))).optional(),
-  toolTimeouts: z.record(toolName, z.number().int().min(100)).optional(),
+  visibility: z.enum(['private', 'public']).optional(),
+  heavyTools: z.array(toolName).max(1000).optional(),
+  capabilities: z.record(toolName, z.array(boundedText(100).min(1)).max(100)).optional(),
+  toolTimeouts: z.record(toolName, z.number().int().min(100).max(24 * 3_600_000)).optional(),
   tools: z
-    .array(z.strictObject({ name: toolName, description: z.string().optional(), inputSchema: z.record(z.string(), z.unknown()).default({ type: 'object' }) }))
+    .array(z.strictObject({ name: toolName, description: boundedText(10_000).optional(), inputSchema: z.record(z.string().regex(NO_NUL), z.unknown()).default({ type: 'object' }) }))
+    .max(1000)
     .optional(),
 };
 const healthQuery = z.object({ projectId: z.uuid().optional() });
@@ -29,43 +34,47 @@ const patchBody = z.strictObject(settings);
 
 export type ServerHealthCheck = (server: McpServer, space?: { projectId: string }) => Promise<Record<string, unknown>>;
 
-export function mcpRoutes(deps: { registry: Registry; projects: ProjectService; checkHealth: ServerHealthCheck }) {
+/**
+ * The shared registry. Everyone sees public servers and their own; only a server's owner or a platform admin may
+ * change, refresh or remove it, and only an admin may make one public.
+ */
+export function mcpRoutes(deps: { registry: Registry; projects: ProjectService; users: UserDirectory; checkHealth: ServerHealthCheck }) {
   const router = new Router<AppState>({ prefix: '/v1/mcps' });
-  const { registry } = deps;
+  const { registry, users } = deps;
 
   router.post('/', async (ctx) => {
-    const server = await registry.register(ctx.state.user.id, registerBody.parse(ctx.request.body));
+    const server = await registry.register(await users.actor(ctx.state.user), registerBody.parse(ctx.request.body));
     ctx.status = 201;
     ctx.set('Location', `/v1/mcps/${server.id}`);
     ctx.body = server;
   });
 
   router.get('/', async (ctx) => {
-    ctx.body = { items: await registry.list() };
+    ctx.body = { items: await registry.list(await users.actor(ctx.state.user)) };
   });
 
   router.get('/:id', async (ctx) => {
-    ctx.body = await registry.get(ctx.params.id!);
+    ctx.body = await registry.get(await users.actor(ctx.state.user), ctx.params.id!);
   });
 
   router.patch('/:id', async (ctx) => {
-    ctx.body = await registry.update(ctx.params.id!, patchBody.parse(ctx.request.body));
+    ctx.body = await registry.update(await users.actor(ctx.state.user), ctx.params.id!, patchBody.parse(ctx.request.body));
   });
 
   router.delete('/:id', async (ctx) => {
-    await registry.remove(ctx.params.id!);
+    await registry.remove(await users.actor(ctx.state.user), ctx.params.id!);
     ctx.status = 204;
   });
 
   router.post('/:id/refresh', async (ctx) => {
-    ctx.body = await registry.refresh(ctx.params.id!);
+    ctx.body = await registry.refresh(await users.actor(ctx.state.user), ctx.params.id!);
   });
 
   // With ?projectId=, also the project's Space for this server, as the Hub sees it (never woken by a check).
   router.get('/:id/health', async (ctx) => {
     const { projectId } = healthQuery.parse(ctx.query);
     if (projectId) await deps.projects.get(ctx.state.user.id, projectId);
-    const server = await registry.get(ctx.params.id!);
+    const server = await registry.get(await users.actor(ctx.state.user), ctx.params.id!);
     ctx.body = { server: server.name, ...(await deps.checkHealth(server, projectId ? { projectId } : undefined)) };
   });
 
