@@ -120,6 +120,7 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
   return {
     url,
     config,
+    routeTable: app.routeTable,
     world,
     logLines,
     token,
