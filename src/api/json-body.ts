@@ -108,6 +108,9 @@ function checkShape(body: unknown): void {
   if (problem?.kind === 'too_deep') {
     throw new Problem(400, 'NestingTooDeep', 'Bad Request', `request body nests deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH });
   }
+  if (problem?.kind === 'lone_surrogate') {
+    throw new Problem(400, 'InvalidUnicode', 'Bad Request', `request body has a lone UTF-16 surrogate escape at ${problem.path.slice(0, 200)}`);
+  }
   if (problem?.kind === 'nul') {
     throw new Problem(400, 'NulCharacter', 'Bad Request', `request body has a NUL character (\\u0000) at ${problem.path.slice(0, 200)}`);
   }
