@@ -6,7 +6,7 @@ import type { HealthStore } from '../src/core/health-store.ts';
 import type { Registry } from '../src/core/registry.ts';
 import type { ResultService } from '../src/core/results.ts';
 import { planRoute as planRouteRules, type RouteCandidate } from '../src/core/routing.ts';
-import type { SpaceBindings } from '../src/core/space-bindings.ts';
+import { SpaceBindingUnusableError, type SpaceBindings } from '../src/core/space-bindings.ts';
 import type { TaskEvents } from '../src/core/task-events.ts';
 import type { TaskService } from '../src/core/tasks.ts';
 import { loadArguments } from '../src/core/tasks-repository.ts';
@@ -58,7 +58,14 @@ export function createActivities(deps: ActivityDeps) {
   /** Where and how to reach a target; a Space's token is loaded here, never carried in history. */
   async function endpointFor(projectId: string, target: RouteTarget): Promise<{ endpoint: McpEndpoint; space?: SpaceAccess; toolMap?: Record<string, string> }> {
     if (target.kind === 'oracle') return { endpoint: { url: target.url, transport: target.transport } };
-    const creds = await deps.bindings.credentials(projectId, target.serverId);
+    let creds;
+    try {
+      creds = await deps.bindings.credentials(projectId, target.serverId);
+    } catch (err) {
+      // No retry can fix a token that does not open or may not travel: the next target (the oracle) is tried.
+      if (err instanceof SpaceBindingUnusableError) throw ApplicationFailure.nonRetryable(err.message, 'TargetRejected');
+      throw err;
+    }
     if (!creds) throw ApplicationFailure.nonRetryable('the Space binding was removed', 'TargetRejected');
     const sseUrl = legacySseUrlOf(creds.url);
     return {

@@ -12,7 +12,7 @@ import { createHealthStore } from './core/health-store.ts';
 import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
-import { createSpaceBindings } from './core/space-bindings.ts';
+import { createSpaceBindings, SpaceBindingUnusableError, tokenTransportAllowed } from './core/space-bindings.ts';
 import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
 import { createTaskService } from './core/tasks.ts';
@@ -24,6 +24,7 @@ import { listTools } from './integrations/mcp/list-tools.ts';
 import { probeEndpoint } from './integrations/mcp/probe.ts';
 import type { Logger } from './lib/logger.ts';
 import { createMetrics } from './lib/metrics.ts';
+import { isLoopbackUrl } from './lib/loopback-host.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { createTemporalTaskRunner } from './temporal/task-runner.ts';
 import type { McpServer } from './core/registry.ts';
@@ -44,7 +45,9 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const prefix = config.redisPrefix;
-  const secrets = createSecretBox(config.encryptionKey);
+  const secrets = createSecretBox({ current: config.encryptionKey, previous: config.encryptionKeysPrevious });
+  // Where a Space token may travel over plain http: this machine only, for local Spaces during development.
+  const allowsPlainHttp = isLoopbackUrl;
   const tokens = createTokenService(config.jwt);
   const projects = createProjectService(db);
   const users = createUserDirectory({ db, adminLogins: config.adminLogins });
@@ -59,6 +62,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const bindings = createSpaceBindings({
     db,
     secrets,
+    allowsPlainHttp,
     projects,
     registry,
     spaces: {
@@ -66,11 +70,13 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       isReady: (stage) => classifyStage(stage) === 'ready',
       mapTools: mapSpaceTools,
     },
-    listTools: ({ url, token }) =>
-      listTools(
+    listTools: async ({ url, token }) => {
+      if (token && !tokenTransportAllowed(url, allowsPlainHttp)) throw new Error('a Space token is only sent over https');
+      return listTools(
         { url, transport: 'auto', sseUrl: legacySseUrlOf(url), ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) },
         { timeoutMs: config.task.probeTimeoutMs * 2 },
-      ),
+      );
+    },
   });
   const health = createHealthStore({ redis, keyPrefix: prefix });
   const slots = createConcurrencySlots({ redis, maxGlobal: config.limits.maxConcurrentJobs, leaseMs: Math.max(config.task.heartbeatTimeoutMs * 2, 10_000), keyPrefix: prefix });
@@ -124,7 +130,14 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       : null;
     if (oracle) await health.record(server.id, 'oracle', oracle);
     if (!space) return { oracle };
-    const creds = await bindings.credentials(space.projectId, server.id);
+    let creds;
+    try {
+      creds = await bindings.credentials(space.projectId, server.id);
+    } catch (err) {
+      // The oracle's health is still worth an answer; the binding says what is wrong with it.
+      if (err instanceof SpaceBindingUnusableError) return { oracle, space: { error: err.message, code: err.code } };
+      throw err;
+    }
     if (!creds) return { oracle, space: null };
     if (!creds.spaceId) return { oracle, space: { url: creds.url, stage: null, note: 'bound by URL: its stage is unknown without waking it' } };
     try {

@@ -19,6 +19,17 @@ const resultStore = z.string().refine((v) => /^file:\/\/.+/.test(v) || /^hf:\/\/
   message: 'must be file://DIR or hf://datasets/OWNER/NAME',
 });
 
+const ENCRYPTION_KEY_FORMAT = /^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/;
+
+/** Comma-separated keys, each in ENCRYPTION_KEY's format; the position is named, never the key. */
+const encryptionKeyList = z.string().transform((raw, ctx) => {
+  const keys = raw.split(',').map((k) => k.trim()).filter((k) => k !== '');
+  keys.forEach((k, i) => {
+    if (!ENCRYPTION_KEY_FORMAT.test(k)) ctx.addIssue({ code: 'custom', message: `key ${i + 1} must be 32 bytes as 64 hex characters or base64` });
+  });
+  return keys;
+});
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
@@ -48,7 +59,8 @@ const schema = z.object({
   SPACE_POLL_INTERVAL: duration.default(2000),
   REDIS_PREFIX: z.string().regex(/^[\w:.-]*$/).default('orch:'),
   SSE_HEARTBEAT: duration.default(15_000),
-  ENCRYPTION_KEY: z.string({ error: 'is required (32 bytes as 64 hex characters; `npm start` generates one)' }).regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, 'must be 32 bytes as 64 hex characters or base64'),
+  ENCRYPTION_KEY: z.string({ error: 'is required (32 bytes as 64 hex characters; `npm start` generates one)' }).regex(ENCRYPTION_KEY_FORMAT, 'must be 32 bytes as 64 hex characters or base64'),
+  ENCRYPTION_KEYS_PREVIOUS: encryptionKeyList.default([]),
   MAX_REQUEST_BYTES: int(1024).default(8 * 1024 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().default('./data'),
@@ -85,6 +97,8 @@ export type Config = Readonly<{
   }>;
   sseHeartbeatMs: number;
   encryptionKey: string;
+  /** Older keys whose sealed values still open until `orchestrator keys rotate` re-seals them. */
+  encryptionKeysPrevious: readonly string[];
   logLevel: string;
   dataDir: string;
   workerMetricsPort: number;
@@ -149,6 +163,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }),
     sseHeartbeatMs: e.SSE_HEARTBEAT,
     encryptionKey: e.ENCRYPTION_KEY,
+    encryptionKeysPrevious: Object.freeze([...e.ENCRYPTION_KEYS_PREVIOUS]),
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
     workerMetricsPort: e.WORKER_METRICS_PORT,

@@ -12,9 +12,11 @@ import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
+import { rotateSealedSecrets } from './core/key-rotation.ts';
 import { createDb, ensureDatabase } from './db/create-db.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger, type Logger } from './lib/logger.ts';
+import { createSecretBox } from './lib/secret-box.ts';
 import { collectProcessMetrics } from './lib/metrics.ts';
 import { findOrBuildTemporalCli } from './temporal/cli-binary.ts';
 import { startDevServer } from './temporal/dev-server.ts';
@@ -32,6 +34,7 @@ const USAGE = `usage: orchestrator <command>
   migrate                create the database if missing and apply migrations
   token --login NAME     print a bearer token for a local user (created if missing)
   admin grant|revoke LOGIN   make a user a platform admin (curates public registry servers), or stop it
+  keys rotate            re-seal every stored secret under ENCRYPTION_KEY (older keys: ENCRYPTION_KEYS_PREVIOUS)
   bundle [--out FILE]    prebuild the workflow bundle for WORKFLOW_BUNDLE (default data/workflow-bundle.js)`;
 
 type Stopper = () => Promise<void>;
@@ -208,6 +211,25 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   }
 }
 
+/** Prints counts and row identities only: never a key or a value. Exits non-zero while some value stays unreadable. */
+async function rotateKeys(config: Config): Promise<void> {
+  const box = createSecretBox({ current: config.encryptionKey, previous: config.encryptionKeysPrevious });
+  const db = createDb(config.databaseUrl, { maxConnections: 1 });
+  try {
+    const report = await rotateSealedSecrets(db, box);
+    process.stdout.write(`re-sealed ${report.resealed} value(s) under key ${box.currentKeyId}; ${report.alreadyCurrent} already current\n`);
+    if (report.unreadable.length > 0) {
+      process.stderr.write(
+        `${report.unreadable.length} value(s) open with none of the keys given and were left as they are ` +
+          `(add the missing key to ENCRYPTION_KEYS_PREVIOUS, or bind again):\n${report.unreadable.map((u) => `  ${u}\n`).join('')}`,
+      );
+      process.exitCode = 1;
+    }
+  } finally {
+    await db.destroy();
+  }
+}
+
 function splitAddress(address: string): [string, number] {
   const i = address.lastIndexOf(':');
   return [address.slice(0, i), Number(address.slice(i + 1))];
@@ -257,6 +279,10 @@ async function main(argv: string[]): Promise<void> {
         await db.destroy();
       }
       return;
+    }
+    case 'keys': {
+      if (rest[0] !== 'rotate' || rest.length !== 1) throw new UsageError('keys needs a subcommand: keys rotate');
+      return rotateKeys(loadConfig(env));
     }
     case 'api': {
       const config = loadConfig(env);

@@ -14,6 +14,7 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import { authenticate } from './authenticate.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
+import { noSniff } from './no-sniff.ts';
 import { notFoundFallback, Problem, problemMiddleware } from './problem.ts';
 import { requestContext } from './request-context.ts';
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
 
   app.use(problemMiddleware({ log: deps.log, mapError: domainProblem }));
+  app.use(noSniff());
   app.use(requestContext({ log: deps.log, metrics: deps.metrics }));
   app.use(refuseNulInUrl);
   app.use(health.routes());

@@ -34,9 +34,9 @@ export class Problem extends Error {
 
 const RESERVED_KEYS = new Set(['type', 'title', 'status', 'code', 'detail', 'instance', 'requestId']);
 
-// Headers that must survive an error: correlation, and CORS so browsers can read the problem.
+// Headers that must survive an error: correlation, CORS so browsers can read the problem, and nosniff.
 function keepHeaderOnError(name: string): boolean {
-  return name === 'x-request-id' || name === 'vary' || name.startsWith('access-control-');
+  return name === 'x-request-id' || name === 'vary' || name === 'x-content-type-options' || name.startsWith('access-control-');
 }
 
 function statusTitle(status: number): string {

@@ -6,6 +6,8 @@ export interface BlobStore {
   readonly scheme: string;
   put(key: string, data: Buffer, mediaType: string): Promise<{ location: string }>;
   open(location: string): Promise<{ stream: Readable; size: number }>;
+  /** The location as clients may see it: never a server path (older rows may hold one). */
+  publicLocation(location: string): string;
 }
 
 /** The object behind a pointer is gone (deleted, or the location is not one this store serves). */

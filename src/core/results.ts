@@ -211,7 +211,7 @@ export function createResultService(deps: {
       }
       return {
         storage: 'pointer',
-        pointer: { type: 'pointer', location: r.location!, size: r.size, sha256: r.sha256, mediaType: r.mediaType },
+        pointer: { type: 'pointer', location: blobs.publicLocation(r.location!), size: r.size, sha256: r.sha256, mediaType: r.mediaType },
       };
     },
 

@@ -1,12 +1,40 @@
 import type { Db } from '../db/create-db.ts';
-import { InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
+import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
 import type { ProjectService } from './projects.ts';
 import type { DiscoveredTool, Registry } from './registry.ts';
+import { spaceBindingTokenAad, type SecretBox } from './sealed-secrets.ts';
 
-export interface SecretBox {
-  seal(plain: string): string;
-  open(sealed: string): string;
+/** A stored binding whose token must not be used: it does not open for its row, or its URL is not https. */
+export class SpaceBindingUnusableError extends ConflictError {
+  constructor(code: 'SpaceTokenUnreadable' | 'InsecureTokenTransport', projectId: string, serverName: string) {
+    super(
+      code,
+      code === 'SpaceTokenUnreadable'
+        ? `the stored token of the Space binding for "${serverName}" cannot be read; bind the Space again with its token`
+        : `the Space binding for "${serverName}" has a token but a plain-http URL; bind the Space again with an https URL`,
+      { projectId, server: serverName },
+    );
+  }
 }
+
+/**
+ * A token goes only over https, or over plain http to a host trusted for it (`allowsPlainHttp`, e.g. loopback in
+ * development); anything that is not an http(s) URL never gets one.
+ */
+export function tokenTransportAllowed(url: string, allowsPlainHttp: (url: URL) => boolean): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  return parsed.protocol === 'https:' || (parsed.protocol === 'http:' && allowsPlainHttp(parsed));
+}
+
+const insecureTransport = (url: string) =>
+  new InvalidRequestError('InsecureTokenTransport', 'a Space token is only sent over https: give an https URL, or bind without a token', {
+    url,
+  });
 
 /** What a binding needs of the Hub: a Space's MCP endpoint and whether it is up (reading this never wakes it). */
 export interface SpaceDirectory {
@@ -56,6 +84,8 @@ const view = (projectId: string, serverName: string, r: Row): SpaceBinding => ({
 export function createSpaceBindings(deps: {
   db: Db;
   secrets: SecretBox;
+  /** Hosts a token may be sent to over plain http (loopback during development). */
+  allowsPlainHttp: (url: URL) => boolean;
   projects: ProjectService;
   registry: Registry;
   spaces: SpaceDirectory;
@@ -73,6 +103,7 @@ export function createSpaceBindings(deps: {
     }
     if (!info) throw new InvalidRequestError('SpaceNotFound', `the Space "${spaceId}" was not found on the Hub, or the token cannot read it`);
     const url = explicitUrl ?? info.mcpUrl;
+    if (token && !tokenTransportAllowed(url, deps.allowsPlainHttp)) throw insecureTransport(url);
     // Listing tools is a request to the Space: only when it is already up, so binding never wakes a sleeping Space.
     if (!deps.spaces.isReady(info.stage)) return { url, toolMap: null, missing: null, stage: info.stage };
     try {
@@ -94,13 +125,15 @@ export function createSpaceBindings(deps: {
       await deps.projects.requireRole(userId, projectId, 'admin');
       const s = await deps.registry.getForProject(projectId, server);
       if (!input.spaceId && !input.url) throw new InvalidRequestError('SpaceRequired', 'give the Space as spaceId (owner/name) or url');
+      // Before any request: a token bound for a plain-http URL is refused without contacting anyone.
+      if (input.token && input.url && !tokenTransportAllowed(input.url, deps.allowsPlainHttp)) throw insecureTransport(input.url);
       const resolved = input.spaceId
         ? await resolve(input.spaceId, input.url, input.token, s.tools.map((t) => t.name))
         : { url: input.url!, toolMap: null, missing: null, stage: undefined };
       const values = {
         space_id: input.spaceId ?? null,
         url: resolved.url,
-        token_sealed: input.token ? deps.secrets.seal(input.token) : null,
+        token_sealed: input.token ? deps.secrets.seal(input.token, spaceBindingTokenAad(projectId, s.id)) : null,
         tool_map: resolved.toolMap ? JSON.stringify(resolved.toolMap) : null,
         missing_tools: resolved.missing,
       };
@@ -153,22 +186,35 @@ export function createSpaceBindings(deps: {
         .execute();
     },
 
-    /** For the worker only: how to call the Space, with its decrypted token. Never log the result. */
+    /**
+     * For the worker only: how to call the Space, with its decrypted token. Never log the result. A token that does not
+     * open for this row, or that would travel over plain http, is never handed out: SpaceBindingUnusableError.
+     */
     async credentials(
       projectId: string,
       serverId: string,
     ): Promise<{ url: string; spaceId?: string; token?: string; toolMap?: Record<string, string> } | undefined> {
       const row = await db
-        .selectFrom('space_bindings')
-        .select(['url', 'space_id', 'token_sealed', 'tool_map'])
-        .where('project_id', '=', projectId)
-        .where('server_id', '=', serverId)
+        .selectFrom('space_bindings as b')
+        .innerJoin('mcp_servers as s', 's.id', 'b.server_id')
+        .select(['b.url', 'b.space_id', 'b.token_sealed', 'b.tool_map', 's.name'])
+        .where('b.project_id', '=', projectId)
+        .where('b.server_id', '=', serverId)
         .executeTakeFirst();
       if (!row) return undefined;
+      let token: string | undefined;
+      if (row.token_sealed) {
+        if (!tokenTransportAllowed(row.url, deps.allowsPlainHttp)) throw new SpaceBindingUnusableError('InsecureTokenTransport', projectId, row.name);
+        try {
+          token = deps.secrets.open(row.token_sealed, spaceBindingTokenAad(projectId, serverId));
+        } catch {
+          throw new SpaceBindingUnusableError('SpaceTokenUnreadable', projectId, row.name);
+        }
+      }
       return {
         url: row.url,
         ...(row.space_id ? { spaceId: row.space_id } : {}),
-        ...(row.token_sealed ? { token: deps.secrets.open(row.token_sealed) } : {}),
+        ...(token !== undefined ? { token } : {}),
         ...(row.tool_map ? { toolMap: row.tool_map } : {}),
       };
     },

@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { BlobNotFoundError, type BlobStore } from '../core/blob-store.ts';
+
+// Locations are `file-store:<key path>`: relative to the store's directory, so a pointer shown to a client says
+// nothing of where the server keeps its files. Rows written before that hold absolute `file://` URLs; those
+// still open, and are shown in the relative form.
+const SCHEME = 'file-store:';
 
 /** Keys become relative paths under `dir`; anything that could climb out or hide is removed. */
 function keyToRelativePath(key: string): string {
@@ -18,20 +23,34 @@ function keyToRelativePath(key: string): string {
 export function createFileBlobStore(dir: string): BlobStore {
   const root = path.resolve(dir);
 
+  /** The file a location names, if it is inside the store's directory. */
   function locationToPath(location: string): string | undefined {
     let file: string;
-    try {
-      file = fileURLToPath(location);
-    } catch {
-      return undefined;
+    if (location.startsWith(SCHEME)) {
+      const key = location.slice(SCHEME.length);
+      if (key === '' || key.includes('\0') || path.isAbsolute(key)) return undefined;
+      file = path.resolve(root, ...key.split('/'));
+    } else {
+      try {
+        file = path.resolve(fileURLToPath(location));
+      } catch {
+        return undefined;
+      }
     }
-    const rel = path.relative(root, path.resolve(file));
+    const rel = path.relative(root, file);
     if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
     return path.join(root, rel);
   }
 
+  const locationOf = (file: string) => `${SCHEME}${path.relative(root, file).split(path.sep).join('/')}`;
+
   return {
-    scheme: 'file',
+    scheme: 'file-store',
+
+    publicLocation(location) {
+      const file = locationToPath(location);
+      return file ? locationOf(file) : SCHEME;
+    },
 
     async put(key, data) {
       const target = path.join(root, keyToRelativePath(key));
@@ -54,7 +73,7 @@ export function createFileBlobStore(dir: string): BlobStore {
         await rm(tmp, { force: true });
         throw err;
       }
-      return { location: pathToFileURL(target).href };
+      return { location: locationOf(target) };
     },
 
     async open(location) {

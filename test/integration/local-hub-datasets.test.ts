@@ -265,7 +265,7 @@ describe('local Hub: datasets over the real @huggingface/hub client', function (
       const { location } = await store.put('tasks/t6/result.json', Buffer.from('{"ok":true}'), 'application/json');
       assert.ok(location.startsWith(`hf://datasets/${name}@`));
       assert.ok((await readBlob(store, location)).bytes.equals(Buffer.from('{"ok":true}')));
-      assert.equal(createBlobStore('file://./data', { baseDir: '/tmp' }).scheme, 'file');
+      assert.equal(createBlobStore('file://./data', { baseDir: '/tmp' }).scheme, 'file-store');
       assert.throws(() => createBlobStore('hf://datasets/only-owner', { baseDir: '/tmp' }), /OWNER\/NAME/);
       assert.throws(() => createBlobStore('hf://models/a/b', { baseDir: '/tmp' }), /not supported/);
     });

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { BlobNotFoundError } from '../../src/core/blob-store.ts';
 import { createResultService, ResultGoneError } from '../../src/core/results.ts';
@@ -82,15 +82,15 @@ describe('result service', () => {
 
     const row = await t.db.selectFrom('results').selectAll().where('task_id', '=', taskId).executeTakeFirstOrThrow();
     assert.equal(row.content, null);
-    assert.ok(row.location?.startsWith('file://'));
-    const file = fileURLToPath(row.location!);
-    assert.ok(file.startsWith(dir + path.sep), `${file} should be under ${dir}`);
-    assert.ok(file.endsWith(path.join('tasks', taskId, 'result.bin')));
+    // The stored location names the object, never where the server keeps it.
+    assert.equal(row.location, `file-store:tasks/${taskId}/result.bin`);
+    assert.deepEqual(await readdir(path.join(dir, 'tasks', taskId)), ['result.bin']);
 
     const view = await results.describe(taskId);
+    assert.equal(JSON.stringify(view).includes(dir), false);
     assert.deepEqual(view, {
       storage: 'pointer',
-      pointer: { type: 'pointer', location: row.location, size: INLINE_MAX + 1, sha256: sha(data), mediaType: 'application/octet-stream' },
+      pointer: { type: 'pointer', location: `file-store:tasks/${taskId}/result.bin`, size: INLINE_MAX + 1, sha256: sha(data), mediaType: 'application/octet-stream' },
     });
     const opened = await results.open(taskId);
     assert.ok(opened && !Buffer.isBuffer(opened.body));
@@ -169,8 +169,8 @@ describe('result service', () => {
     await results.save(taskId, randomBytes(INLINE_MAX * 2), 'application/json');
     await results.publish(taskId);
     const row = await t.db.selectFrom('results').select('location').where('task_id', '=', taskId).executeTakeFirstOrThrow();
-    assert.ok(row.location!.endsWith('/result.json'));
-    await unlink(fileURLToPath(row.location!));
+    assert.equal(row.location, `file-store:tasks/${taskId}/result.json`);
+    await unlink(path.join(dir, 'tasks', taskId, 'result.json'));
     await assert.rejects(results.open(taskId), (err: unknown) => {
       assert.ok(err instanceof ResultGoneError);
       assert.equal(err.code, 'ResultGone');
@@ -192,16 +192,28 @@ describe('file blob store', () => {
   it('keeps keys inside its directory and leaves no temp files', async () => {
     const store = createFileBlobStore(dir);
     const { location } = await store.put('../../etc/../x/./y', Buffer.from('abc'), 'text/plain');
-    const file = fileURLToPath(location);
-    assert.equal(file, path.join(dir, 'etc', 'x', 'y'));
+    assert.equal(location, 'file-store:etc/x/y');
     assert.deepEqual(await readdir(path.join(dir, 'etc', 'x')), ['y']);
     const { stream, size } = await store.open(location);
     assert.equal(size, 3);
     assert.equal((await readAll(stream)).toString(), 'abc');
   });
 
+  it('still opens absolute file:// locations of older rows inside its directory, and shows them without the path', async () => {
+    const store = createFileBlobStore(dir);
+    await store.put('old/result.txt', Buffer.from('from before'), 'text/plain');
+    const legacy = pathToFileURL(path.join(dir, 'old', 'result.txt')).href;
+    assert.equal((await readAll((await store.open(legacy)).stream)).toString(), 'from before');
+    assert.equal(store.publicLocation(legacy), 'file-store:old/result.txt');
+    assert.equal(store.publicLocation('file-store:old/result.txt'), 'file-store:old/result.txt');
+    assert.equal(store.publicLocation('file:///etc/hostname'), 'file-store:');
+  });
+
   it('refuses locations outside its directory and missing files', async () => {
     const store = createFileBlobStore(dir);
+    for (const outside of ['file-store:../outside', 'file-store:a/../../outside', 'file-store:/etc/hostname', 'file-store:', 'file-store:nope', 'file-store:x\0y']) {
+      await assert.rejects(store.open(outside), BlobNotFoundError, outside);
+    }
     await assert.rejects(store.open('file:///etc/hostname'), BlobNotFoundError);
     await assert.rejects(store.open(`file://${dir}/../outside`), BlobNotFoundError);
     await assert.rejects(store.open(`file://${dir}/nope`), BlobNotFoundError);
@@ -210,10 +222,11 @@ describe('file blob store', () => {
 
   it('is chosen from RESULT_STORE URIs', async () => {
     const relative = createBlobStore('file://./sub', { baseDir: dir });
-    const { location } = await relative.put('k', Buffer.from('1'), 'text/plain');
-    assert.equal(fileURLToPath(location), path.join(dir, 'sub', 'k'));
+    assert.equal((await relative.put('k', Buffer.from('1'), 'text/plain')).location, 'file-store:k');
+    assert.deepEqual(await readdir(path.join(dir, 'sub')), ['k']);
     const absolute = createBlobStore(`file://${dir}/abs`, { baseDir: '/nonexistent' });
-    assert.equal(fileURLToPath((await absolute.put('k', Buffer.from('1'), 'text/plain')).location), path.join(dir, 'abs', 'k'));
+    assert.equal((await absolute.put('k', Buffer.from('1'), 'text/plain')).location, 'file-store:k');
+    assert.deepEqual(await readdir(path.join(dir, 'abs')), ['k']);
     assert.equal(createBlobStore('hf://datasets/acme/results', { baseDir: dir, hfEndpoint: 'http://127.0.0.1:9' }).scheme, 'hf');
     assert.throws(() => createBlobStore('hf://datasets/acme', { baseDir: dir }), /hf:\/\/datasets/);
     assert.throws(() => createBlobStore('s3://bucket', { baseDir: dir }), /not supported/);

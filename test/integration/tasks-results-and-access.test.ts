@@ -35,13 +35,21 @@ describe('results, idempotency, event replay and project isolation', function ()
     assert.equal(task.status, 'succeeded', JSON.stringify(task));
     const expected = Buffer.from(JSON.stringify({ content: [{ type: 'text', text: largeText(bytes) }] }));
     assert.equal(task.result.type, 'pointer');
-    assert.match(task.result.location, /^file:\/\//);
+    assert.equal(task.result.location, `file-store:tasks/${r.body.id}/result.json`);
     assert.equal(task.result.size, expected.length);
     assert.equal(task.result.sha256, createHash('sha256').update(expected).digest('hex'));
     assert.equal(task.result.mediaType, 'application/json');
 
+    // Neither the task nor its events say where the server keeps its files.
+    const resultsDir = stack.config.results.store.slice('file://'.length);
+    assert.equal(JSON.stringify(task).includes(resultsDir), false);
+    const events = await stack.world.events.list(r.body.id, 0);
+    assert.ok(events.some((e) => e.type === 'result'));
+    assert.equal(JSON.stringify(events).includes(resultsDir), false);
+
     const res = await fetch(`${stack.url}/v1/tasks/${r.body.id}/result`, { headers: { Authorization: `Bearer ${alice}` } });
     assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.ok(Buffer.from(await res.arrayBuffer()).equals(expected), 'the exact bytes come back');
 
     const row = await stack.world.db.selectFrom('results').selectAll().where('task_id', '=', r.body.id).executeTakeFirstOrThrow();

@@ -152,6 +152,37 @@ describe('heavy tasks, the user\'s Space and consent-gated fallback', function (
     assert.notEqual(row.token_sealed, SPACE_TOKEN);
   });
 
+  it('never uses a token copied from another row: the API names the problem and the task falls back to the oracle', async function () {
+    const other = (await stack.api('POST', '/v1/projects', { token, body: { name: 'copied token' } })).body.id as string;
+    const bind = await stack.api('PUT', `/v1/projects/${other}/spaces/scanner`, { token, body: { url: space.url, token: 'another-token' } });
+    assert.equal(bind.status, 200, bind.text);
+    const mine = await stack.world.db.selectFrom('space_bindings').select('token_sealed').where('project_id', '=', projectId).executeTakeFirstOrThrow();
+    await stack.world.db.updateTable('space_bindings').set({ token_sealed: mine.token_sealed }).where('project_id', '=', other).execute();
+
+    const health = await stack.api('GET', `/v1/mcps/scanner/health?projectId=${other}`, { token });
+    assert.equal(health.status, 200, health.text);
+    assert.equal(health.body.space.code, 'SpaceTokenUnreadable');
+    assert.equal(health.text.includes(SPACE_TOKEN), false);
+
+    const r = await stack.api('POST', '/v1/tasks', { token, body: { projectId: other, tool: 'slow', arguments: { ms: 10 }, consentToOracle: true } });
+    assert.equal(r.status, 202, r.text);
+    const done = await stack.waitForStatus(token, r.body.id, ['succeeded', 'failed']);
+    assert.equal(done.status, 'succeeded');
+    assert.deepEqual(done.target, { kind: 'oracle', server: 'scanner' });
+    assert.equal(done.attempts[0].kind, 'space');
+    assert.match(done.attempts[0].reason, /cannot be read/);
+    assert.equal(space.seenAuthorization().length, 0, 'the Space was not called with any token');
+  });
+
+  it('refuses to bind a token to a plain-http URL off this machine, storing nothing', async function () {
+    const before = await stack.world.db.selectFrom('space_bindings').selectAll().where('project_id', '=', projectId).executeTakeFirstOrThrow();
+    const r = await stack.api('PUT', `/v1/projects/${projectId}/spaces/scanner`, { token, body: { url: 'http://space.example/mcp', token: 'tok' } });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.body.code, 'InsecureTokenTransport');
+    const after = await stack.world.db.selectFrom('space_bindings').selectAll().where('project_id', '=', projectId).executeTakeFirstOrThrow();
+    assert.deepEqual(after, before);
+  });
+
   it('cancels a running task, aborting the call on the Space', async function () {
     const id = await submit({ tool: 'slow', arguments: { ms: 20_000, steps: 20 } });
     await stack.waitForStatus(token, id, ['running']);

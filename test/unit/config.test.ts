@@ -37,4 +37,14 @@ describe('loadConfig', function () {
     assert.throws(() => loadConfig({ JWT_SECRET: base.JWT_SECRET }), /ENCRYPTION_KEY: is required/);
     assert.throws(() => loadConfig({ ...base, JWT_SECRET: 'short' }), /JWT_SECRET/);
   });
+
+  it('reads previous encryption keys as a comma list and names a bad one by position, never by value', function () {
+    assert.deepEqual(loadConfig(base).encryptionKeysPrevious, []);
+    const b64 = Buffer.alloc(32, 7).toString('base64');
+    assert.deepEqual(loadConfig({ ...base, ENCRYPTION_KEYS_PREVIOUS: ` ${'b'.repeat(64)}, ${b64} ,` }).encryptionKeysPrevious, ['b'.repeat(64), b64]);
+    assert.throws(
+      () => loadConfig({ ...base, ENCRYPTION_KEYS_PREVIOUS: `${'b'.repeat(64)},tooshortsecret` }),
+      (err: unknown) => err instanceof ConfigError && /ENCRYPTION_KEYS_PREVIOUS: key 2 must be 32 bytes/.test(err.message) && !err.message.includes('tooshortsecret'),
+    );
+  });
 });

@@ -4,6 +4,7 @@ import { Router } from '@koa/router';
 import Koa from 'koa';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
+import { noSniff } from '../../src/api/no-sniff.ts';
 import { Problem, notFoundFallback, problemMiddleware } from '../../src/api/problem.ts';
 import { requestContext } from '../../src/api/request-context.ts';
 import { createLogger } from '../../src/lib/logger.ts';
@@ -30,6 +31,7 @@ describe('problemMiddleware', () => {
         },
       }),
     );
+    app.use(noSniff());
     app.use(requestContext({ log, metrics: createMetrics(new Registry()) }));
 
     const router = new Router();
@@ -139,6 +141,7 @@ describe('problemMiddleware', () => {
     assert.equal(res.status, 500);
     assert.equal(res.headers.get('x-partial'), null);
     assert.equal(res.headers.get('x-request-id'), 'crash-1');
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff', 'nosniff survives the header reset');
     const text = await res.clone().text();
     assert.doesNotMatch(text, /ECONNREFUSED|s3cr3t|postgres/);
     assert.deepEqual(await problemOf(res), {

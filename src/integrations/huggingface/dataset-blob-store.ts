@@ -101,6 +101,9 @@ export function createDatasetBlobStore(opts: DatasetBlobStoreOptions): BlobStore
   return {
     scheme: 'hf',
 
+    // The pinned dataset URL is public by design: it is where the result lives.
+    publicLocation: (location) => location,
+
     async put(key, data, mediaType) {
       if (!validKey(key)) throw new HfDatasetUploadError(`blob key "${key}" is not a usable repository path`, true);
       await ensureRepo();
