@@ -21,6 +21,7 @@ import { createBlobStore } from './integrations/blob-store-factory.ts';
 import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools, SpaceNotFoundError } from './integrations/huggingface/spaces.ts';
 import { listTools } from './integrations/mcp/list-tools.ts';
 import { probeEndpoint } from './integrations/mcp/probe.ts';
+import { createOutboundGuard } from './integrations/outbound-guard.ts';
 import type { Logger } from './lib/logger.ts';
 import { createMetrics } from './lib/metrics.ts';
 import { createSecretBox } from './lib/secret-box.ts';
@@ -46,13 +47,21 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const secrets = createSecretBox(config.encryptionKey);
   const tokens = createTokenService(config.jwt);
   const projects = createProjectService(db);
+  // Every request to a registered or bound URL goes through the guard; the Hub and the blob store are configuration.
+  const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
   const registry = createRegistry({
     db,
     redis,
     keyPrefix: prefix,
-    discover: (endpoint) => listTools(endpoint, { timeoutMs: config.task.probeTimeoutMs * 2 }),
+    checkTarget: outbound.checkUrl,
+    discover: (endpoint) =>
+      listTools({ ...endpoint, fetch: outbound.fetch }, { timeoutMs: config.task.probeTimeoutMs * 2 }).catch((err: unknown) => {
+        // Callers get one generic answer; the reason stays here.
+        log.info({ origin: new URL(endpoint.url).origin, err: { message: (err as Error).message, name: (err as Error).name } }, 'tool discovery failed');
+        throw err;
+      }),
   });
-  const spaces = createSpacesClient({ hubUrl: config.huggingFace.endpoint });
+  const spaces = createSpacesClient({ hubUrl: config.huggingFace.endpoint, spaceFetch: outbound.fetch });
   const bindings = createSpaceBindings({
     db,
     secrets,
@@ -63,9 +72,10 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       isReady: (stage) => classifyStage(stage) === 'ready',
       mapTools: mapSpaceTools,
     },
+    checkTarget: outbound.checkUrl,
     listTools: ({ url, token }) =>
       listTools(
-        { url, transport: 'auto', sseUrl: legacySseUrlOf(url), ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) },
+        { url, transport: 'auto', sseUrl: legacySseUrlOf(url), fetch: outbound.fetch, ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) },
         { timeoutMs: config.task.probeTimeoutMs * 2 },
       ),
   });
@@ -117,7 +127,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
    */
   async function checkServerHealth(server: McpServer, space?: { projectId: string }): Promise<Record<string, unknown>> {
     const oracle = server.oracleUrl
-      ? await probeEndpoint({ url: server.oracleUrl, transport: server.transport }, { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs })
+      ? await probeEndpoint({ url: server.oracleUrl, transport: server.transport, fetch: outbound.fetch }, { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs })
       : null;
     if (oracle) await health.record(server.id, 'oracle', oracle);
     if (!space) return { oracle };
@@ -142,6 +152,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     results,
     events,
     spaces,
+    outboundFetch: outbound.fetch,
     metrics,
     log: log.child({ component: 'activities' }),
     settings: {
@@ -193,6 +204,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       subscriber.disconnect();
       redis.disconnect();
       await db.destroy();
+      await outbound.close();
     },
   };
 }

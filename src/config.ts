@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseAllowlist, type OutboundAllowlist } from './lib/address-rules.ts';
 
 // The only reader of process.env: every variable is parsed once, here, into a frozen Config.
 
@@ -17,6 +18,15 @@ const duration = z.string().transform((raw, ctx) => {
 
 const resultStore = z.string().refine((v) => /^file:\/\/.+/.test(v) || /^hf:\/\/datasets\/[^/]+\/[^/]+$/.test(v), {
   message: 'must be file://DIR or hf://datasets/OWNER/NAME',
+});
+
+const allowlist = z.string().transform((raw, ctx) => {
+  try {
+    return parseAllowlist(raw);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
 });
 
 const schema = z.object({
@@ -55,6 +65,8 @@ const schema = z.object({
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
   WORKER_METRICS_PORT: int(0, 65535).default(0),
   WORKFLOW_BUNDLE: z.string().optional(),
+  OUTBOUND_ALLOWLIST: allowlist.default(parseAllowlist('')),
+  NODE_ENV: z.string().default('development'),
 });
 
 export type Config = Readonly<{
@@ -84,6 +96,9 @@ export type Config = Readonly<{
   logLevel: string;
   dataDir: string;
   workerMetricsPort: number;
+  /** Private addresses the platform may call anyway (registered and bound URLs); empty: public addresses only. */
+  outbound: Readonly<{ allowlist: OutboundAllowlist }>;
+  nodeEnv: string;
   /** A prebuilt workflow bundle (`orchestrator bundle`): the worker then skips webpack at start. */
   workflowBundle?: string;
 }>;
@@ -147,5 +162,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workflowBundle: e.WORKFLOW_BUNDLE,
+    outbound: Object.freeze({ allowlist: e.OUTBOUND_ALLOWLIST }),
+    nodeEnv: e.NODE_ENV,
   });
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
 import type { McpTransport } from '../../workflows/contracts.ts';
-import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
+import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { isUuid } from './projects.ts';
 import * as repo from './registry-repository.ts';
 
@@ -93,7 +93,10 @@ function toTool(r: repo.ToolRow): McpTool {
   };
 }
 
-export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverTools; keyPrefix?: string; cacheTtlSeconds?: number }) {
+/** Throws TargetNotAllowedError for a URL the platform must not contact; called before anything else touches it. */
+export type CheckTarget = (url: string) => Promise<void>;
+
+export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverTools; checkTarget: CheckTarget; keyPrefix?: string; cacheTtlSeconds?: number }) {
   const { db, redis } = deps;
   const prefix = deps.keyPrefix ?? '';
   const versionKey = `${prefix}registry:version`;
@@ -111,8 +114,9 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
     }
     try {
       return await deps.discover({ url: settings.oracleUrl, transport: settings.transport });
-    } catch (err) {
-      throw new UnavailableError('DiscoveryFailed', `could not list the tools of ${settings.oracleUrl}: ${(err as Error).message}`);
+    } catch {
+      // One answer whatever went wrong, or the API would tell open ports from closed ones; `discover` logs the cause.
+      throw new InvalidRequestError('DiscoveryFailed', "could not list the server's tools");
     }
   }
 
@@ -149,6 +153,7 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
   return {
     async register(userId: string, input: ServerSettings & { name: string }): Promise<McpServer & { tools: McpTool[] }> {
       const transport = input.transport ?? 'auto';
+      if (input.oracleUrl) await deps.checkTarget(input.oracleUrl);
       if (await repo.findServer(db, input.name, false)) {
         throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
       }
@@ -180,6 +185,7 @@ export function createRegistry(deps: { db: Db; redis: Redis; discover: DiscoverT
     },
 
     async update(idOrName: string, patch: ServerSettings): Promise<McpServer & { tools: McpTool[] }> {
+      if (patch.oracleUrl) await deps.checkTarget(patch.oracleUrl);
       const row = await find(idOrName);
       const current = await withTools(row);
       const endpointChanged =

@@ -5,11 +5,23 @@ import type { McpServer, Registry } from '../../core/registry.ts';
 import type { AppState } from '../authenticate.ts';
 
 const toolName = z.string().min(1).max(200);
+
+/**
+ * A plain absolute path on the server's own origin. URL resolution turns "//host/x" and "/\host/x" into other
+ * hosts, and ".." (also as %2e%2e) climbs out of any prefix a proxy routes on.
+ */
+function isPlainPath(p: string): boolean {
+  if (!p.startsWith('/') || p.startsWith('//') || p.includes('\\')) return false;
+  if (/[\s\x00-\x1f\x7f]/.test(p)) return false;
+  const path = p.split(/[?#]/)[0]!;
+  return !path.split('/').some((segment) => /^(\.|%2e){2}$/i.test(segment));
+}
+const healthPath = z.string().max(200).refine(isPlainPath, 'must be a plain path on the server, like /health');
 const settings = {
   description: z.string().max(2000).nullable().optional(),
   oracleUrl: z.url({ protocol: /^https?$/ }).nullable().optional(),
   transport: z.enum(['auto', 'streamable-http', 'sse']).optional(),
-  healthPath: z.string().regex(/^\/\S*$/, 'must be a path starting with /').nullable().optional(),
+  healthPath: healthPath.nullable().optional(),
   canRunOnUserSpace: z.boolean().optional(),
   fallbackToOracle: z.boolean().optional(),
   location: z.string().max(100).nullable().optional(),
