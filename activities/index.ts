@@ -13,6 +13,7 @@ import { loadArguments } from '../src/core/tasks-repository.ts';
 import type { Db } from '../src/db/create-db.ts';
 import { callTool } from '../src/integrations/mcp/call-tool.ts';
 import type { McpEndpoint } from '../src/integrations/mcp/connect.ts';
+import type { OutboundFetch } from '../src/integrations/outbound-guard.ts';
 import { isPermanentMcpError } from '../src/integrations/mcp/errors.ts';
 import { probeEndpoint } from '../src/integrations/mcp/probe.ts';
 import { listTools } from '../src/integrations/mcp/list-tools.ts';
@@ -37,6 +38,8 @@ export interface ActivityDeps {
   results: ResultService;
   events: TaskEvents;
   spaces: SpacesClient;
+  /** The outbound guard's fetch: every request to an oracle or a Space goes through it. */
+  outboundFetch: OutboundFetch;
   metrics: Metrics;
   log: Logger;
   settings: {
@@ -57,7 +60,7 @@ export function createActivities(deps: ActivityDeps) {
 
   /** Where and how to reach a target; a Space's token is loaded here, never carried in history. */
   async function endpointFor(projectId: string, target: RouteTarget): Promise<{ endpoint: McpEndpoint; space?: SpaceAccess; toolMap?: Record<string, string> }> {
-    if (target.kind === 'oracle') return { endpoint: { url: target.url, transport: target.transport } };
+    if (target.kind === 'oracle') return { endpoint: { url: target.url, transport: target.transport, fetch: deps.outboundFetch } };
     let creds;
     try {
       creds = await deps.bindings.credentials(projectId, target.serverId);
@@ -72,6 +75,7 @@ export function createActivities(deps: ActivityDeps) {
       endpoint: {
         url: creds.url,
         transport: target.transport,
+        fetch: deps.outboundFetch,
         ...(sseUrl ? { sseUrl } : {}),
         ...(creds.token ? { headers: { Authorization: `Bearer ${creds.token}` } } : {}),
       },

@@ -162,6 +162,8 @@ async function main(): Promise<number> {
       LOG_LEVEL: 'warn',
       MAX_CONCURRENT_JOBS: String(opt.maxJobs),
       WORKER_METRICS_PORT: '0',
+      // The measured MCP server listens on 127.0.0.1.
+      OUTBOUND_ALLOWLIST: '127.0.0.0/8,::1/128',
     };
     stops.push([
       'redis keys',

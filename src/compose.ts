@@ -22,6 +22,7 @@ import { createBlobStore } from './integrations/blob-store-factory.ts';
 import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools, SpaceNotFoundError } from './integrations/huggingface/spaces.ts';
 import { listTools } from './integrations/mcp/list-tools.ts';
 import { probeEndpoint } from './integrations/mcp/probe.ts';
+import { createOutboundGuard } from './integrations/outbound-guard.ts';
 import type { Logger } from './lib/logger.ts';
 import { createMetrics } from './lib/metrics.ts';
 import { isLoopbackUrl } from './lib/loopback-host.ts';
@@ -51,14 +52,22 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const tokens = createTokenService(config.jwt);
   const projects = createProjectService(db);
   const users = createUserDirectory({ db, adminLogins: config.adminLogins });
+  // Every request to a registered or bound URL goes through the guard; the Hub and the blob store are configuration.
+  const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
   const registry = createRegistry({
     db,
     redis,
     keyPrefix: prefix,
     projectMembers: (projectId) => projects.memberIds(projectId),
-    discover: (endpoint) => listTools(endpoint, { timeoutMs: config.task.probeTimeoutMs * 2 }),
+    checkTarget: outbound.checkUrl,
+    discover: (endpoint) =>
+      listTools({ ...endpoint, fetch: outbound.fetch }, { timeoutMs: config.task.probeTimeoutMs * 2 }).catch((err: unknown) => {
+        // Callers get one generic answer; the reason stays here.
+        log.info({ origin: new URL(endpoint.url).origin, err: { message: (err as Error).message, name: (err as Error).name } }, 'tool discovery failed');
+        throw err;
+      }),
   });
-  const spaces = createSpacesClient({ hubUrl: config.huggingFace.endpoint });
+  const spaces = createSpacesClient({ hubUrl: config.huggingFace.endpoint, spaceFetch: outbound.fetch });
   const bindings = createSpaceBindings({
     db,
     secrets,
@@ -70,10 +79,11 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       isReady: (stage) => classifyStage(stage) === 'ready',
       mapTools: mapSpaceTools,
     },
+    checkTarget: outbound.checkUrl,
     listTools: async ({ url, token }) => {
       if (token && !tokenTransportAllowed(url, allowsPlainHttp)) throw new Error('a Space token is only sent over https');
       return listTools(
-        { url, transport: 'auto', sseUrl: legacySseUrlOf(url), ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) },
+        { url, transport: 'auto', sseUrl: legacySseUrlOf(url), fetch: outbound.fetch, ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) },
         { timeoutMs: config.task.probeTimeoutMs * 2 },
       );
     },
@@ -126,7 +136,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
    */
   async function checkServerHealth(server: McpServer, space?: { projectId: string }): Promise<Record<string, unknown>> {
     const oracle = server.oracleUrl
-      ? await probeEndpoint({ url: server.oracleUrl, transport: server.transport }, { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs })
+      ? await probeEndpoint({ url: server.oracleUrl, transport: server.transport, fetch: outbound.fetch }, { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs })
       : null;
     if (oracle) await health.record(server.id, 'oracle', oracle);
     if (!space) return { oracle };
@@ -158,6 +168,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     results,
     events,
     spaces,
+    outboundFetch: outbound.fetch,
     metrics,
     log: log.child({ component: 'activities' }),
     settings: {
@@ -210,6 +221,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       subscriber.disconnect();
       redis.disconnect();
       await db.destroy();
+      await outbound.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseAllowlist, type OutboundAllowlist } from './lib/address-rules.ts';
 
 // The only reader of process.env: every variable is parsed once, here, into a frozen Config.
 
@@ -28,6 +29,15 @@ const encryptionKeyList = z.string().transform((raw, ctx) => {
     if (!ENCRYPTION_KEY_FORMAT.test(k)) ctx.addIssue({ code: 'custom', message: `key ${i + 1} must be 32 bytes as 64 hex characters or base64` });
   });
   return keys;
+});
+
+const allowlist = z.string().transform((raw, ctx) => {
+  try {
+    return parseAllowlist(raw);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
 });
 
 const schema = z.object({
@@ -71,6 +81,8 @@ const schema = z.object({
     .string()
     .regex(/^\s*[A-Za-z0-9][\w.-]{0,62}(\s*,\s*[A-Za-z0-9][\w.-]{0,62})*\s*$/, 'must be a comma list of logins')
     .optional(),
+  OUTBOUND_ALLOWLIST: allowlist.default(parseAllowlist('')),
+  NODE_ENV: z.string().default('development'),
 });
 
 export type Config = Readonly<{
@@ -102,6 +114,9 @@ export type Config = Readonly<{
   logLevel: string;
   dataDir: string;
   workerMetricsPort: number;
+  /** Private addresses the platform may call anyway (registered and bound URLs); empty: public addresses only. */
+  outbound: Readonly<{ allowlist: OutboundAllowlist }>;
+  nodeEnv: string;
   /** A prebuilt workflow bundle (`orchestrator bundle`): the worker then skips webpack at start. */
   workflowBundle?: string;
   /** Platform admins by login (besides those granted with `orchestrator admin grant`). */
@@ -169,5 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workflowBundle: e.WORKFLOW_BUNDLE,
     adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),
+    outbound: Object.freeze({ allowlist: e.OUTBOUND_ALLOWLIST }),
+    nodeEnv: e.NODE_ENV,
   });
 }

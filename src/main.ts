@@ -157,10 +157,18 @@ async function prepareNamespace(config: Config, retentionDays?: number): Promise
   }
 }
 
+/** `npm start` runs MCP servers on this machine too, so loopback targets are allowed there unless NODE_ENV=production. */
+const DEV_LOOPBACK = '127.0.0.0/8,::1/128';
+
 async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   const devEnv = localEnv(env);
   const dataDir = devEnv.DATA_DIR;
-  const config = loadConfig(devEnv);
+  let config = loadConfig(devEnv);
+  const loopbackAllowed = config.nodeEnv !== 'production';
+  if (loopbackAllowed) {
+    config = loadConfig({ ...devEnv, OUTBOUND_ALLOWLIST: [devEnv.OUTBOUND_ALLOWLIST, DEV_LOOPBACK].filter(Boolean).join(',') });
+    log.info({ allowed: DEV_LOOPBACK }, 'dev mode: registered MCP servers may be on loopback (NODE_ENV=production turns this off)');
+  }
   const [host, port] = splitAddress(config.temporal.address);
 
   const cli = await findOrBuildTemporalCli({ env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m) });
@@ -200,6 +208,7 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
         `  Temporal         ${temporal.address}   namespace "${config.temporal.namespace}", task queue "${config.temporal.taskQueue}"`,
         `  Temporal Web UI  ${temporal.uiUrl ?? '(headless)'}`,
         `  data folder      ${dataDir}`,
+        `  MCP targets      public addresses${loopbackAllowed ? ` and loopback ${DEV_LOOPBACK} (dev only; NODE_ENV=production turns it off)` : ''}, plus OUTBOUND_ALLOWLIST`,
         `  get a token      npm run -s orchestrator -- token --login alice`,
         '  stop             Ctrl-C',
         '',

@@ -15,8 +15,8 @@ export function domainProblem(err: unknown): Problem | undefined {
       : new Problem(422, err.code, 'Unprocessable Content', err.message, extra);
   }
   if (err instanceof UnavailableError) {
-    // A registered server that will not answer is a bad gateway; our own scheduler being down is a 503.
-    const status = err.code === 'DiscoveryFailed' || err.code === 'HubUnavailable' ? 502 : 503;
+    // The Hub not answering is a bad gateway; our own scheduler being down is a 503.
+    const status = err.code === 'HubUnavailable' ? 502 : 503;
     return new Problem(status, err.code, status === 502 ? 'Bad Gateway' : 'Service Unavailable', err.message, undefined, {
       headers: status === 503 ? { 'Retry-After': '5' } : {},
     });

@@ -24,3 +24,13 @@ export class InvalidRequestError extends DomainError {}
 
 /** A dependency (MCP server, Temporal, …) could not do what was asked right now. */
 export class UnavailableError extends DomainError {}
+
+/**
+ * A registered or bound URL points where the platform does not connect (this machine, a private network, a
+ * metadata service). The message never says which rule matched or what the name resolved to.
+ */
+export class TargetNotAllowedError extends InvalidRequestError {
+  constructor() {
+    super('TargetNotAllowed', 'the URL is not allowed: it must be http(s) to a public address');
+  }
+}

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
 import type { McpTransport } from '../../workflows/contracts.ts';
-import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
+import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { ForbiddenError, isUuid } from './projects.ts';
 import * as repo from './registry-repository.ts';
 import { inspectJson } from '../lib/json-shape.ts';
@@ -108,10 +108,14 @@ function toTool(r: repo.ToolRow): McpTool {
   };
 }
 
+/** Throws TargetNotAllowedError for a URL the platform must not contact; called before anything else touches it. */
+export type CheckTarget = (url: string) => Promise<void>;
+
 export function createRegistry(deps: {
   db: Db;
   redis: Redis;
   discover: DiscoverTools;
+  checkTarget: CheckTarget;
   /** Whose private servers a project may route to: its members. */
   projectMembers: (projectId: string) => Promise<string[]>;
   keyPrefix?: string;
@@ -135,9 +139,9 @@ export function createRegistry(deps: {
     let discovered: DiscoveredTool[];
     try {
       discovered = await deps.discover({ url: settings.oracleUrl, transport: settings.transport });
-    } catch (err) {
-      // One message whatever went wrong: a caller must not learn which hosts and ports answer.
-      throw new UnavailableError('DiscoveryFailed', 'could not list the server’s tools', { cause: (err as Error).message });
+    } catch {
+      // One answer whatever went wrong, or the API would tell open ports from closed ones; `discover` logs the cause.
+      throw new InvalidRequestError('DiscoveryFailed', "could not list the server's tools");
     }
     return checkToolList(discovered, 'InvalidToolList');
   }
@@ -209,6 +213,7 @@ export function createRegistry(deps: {
     async register(actor: Actor, input: ServerSettings & { name: string }): Promise<McpServer & { tools: McpTool[] }> {
       const transport = input.transport ?? 'auto';
       checkVisibility(actor, input.visibility, 'private');
+      if (input.oracleUrl) await deps.checkTarget(input.oracleUrl);
       if (await repo.findServer(db, input.name, false)) {
         throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
       }
@@ -247,6 +252,7 @@ export function createRegistry(deps: {
     async update(actor: Actor, idOrName: string, patch: ServerSettings): Promise<McpServer & { tools: McpTool[] }> {
       const row = await findManaged(actor, idOrName);
       checkVisibility(actor, patch.visibility, row.visibility);
+      if (patch.oracleUrl) await deps.checkTarget(patch.oracleUrl);
       const current = await withTools(row);
       const endpointChanged =
         (patch.oracleUrl !== undefined && patch.oracleUrl !== row.oracle_url) || (patch.transport !== undefined && patch.transport !== row.transport);

@@ -1,7 +1,7 @@
 import type { Db } from '../db/create-db.ts';
 import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
 import type { ProjectService } from './projects.ts';
-import type { DiscoveredTool, Registry } from './registry.ts';
+import type { CheckTarget, DiscoveredTool, Registry } from './registry.ts';
 import { spaceBindingTokenAad, type SecretBox } from './sealed-secrets.ts';
 
 /** A stored binding whose token must not be used: it does not open for its row, or its URL is not https. */
@@ -90,6 +90,7 @@ export function createSpaceBindings(deps: {
   registry: Registry;
   spaces: SpaceDirectory;
   listTools: (endpoint: { url: string; token?: string }) => Promise<DiscoveredTool[]>;
+  checkTarget: CheckTarget;
 }) {
   const { db } = deps;
 
@@ -104,6 +105,8 @@ export function createSpaceBindings(deps: {
     if (!info) throw new InvalidRequestError('SpaceNotFound', `the Space "${spaceId}" was not found on the Hub, or the token cannot read it`);
     const url = explicitUrl ?? info.mcpUrl;
     if (token && !tokenTransportAllowed(url, deps.allowsPlainHttp)) throw insecureTransport(url);
+    // The Hub's answer is as untrusted as a URL from the caller (a private Hub mirror could name anything).
+    if (!explicitUrl) await deps.checkTarget(url);
     // Listing tools is a request to the Space: only when it is already up, so binding never wakes a sleeping Space.
     if (!deps.spaces.isReady(info.stage)) return { url, toolMap: null, missing: null, stage: info.stage };
     try {
@@ -127,6 +130,7 @@ export function createSpaceBindings(deps: {
       if (!input.spaceId && !input.url) throw new InvalidRequestError('SpaceRequired', 'give the Space as spaceId (owner/name) or url');
       // Before any request: a token bound for a plain-http URL is refused without contacting anyone.
       if (input.token && input.url && !tokenTransportAllowed(input.url, deps.allowsPlainHttp)) throw insecureTransport(input.url);
+      if (input.url) await deps.checkTarget(input.url);
       const resolved = input.spaceId
         ? await resolve(input.spaceId, input.url, input.token, s.tools.map((t) => t.name))
         : { url: input.url!, toolMap: null, missing: null, stage: undefined };

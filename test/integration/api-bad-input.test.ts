@@ -274,10 +274,10 @@ describe('API answers bad input with clear problems', function () {
       assert.equal(Number(count.n), 1);
     });
 
-    it('a server whose oracleUrl is down → 502 DiscoveryFailed, nothing registered', async function () {
+    it('a server whose oracleUrl is down → 422 DiscoveryFailed, nothing registered', async function () {
       const port = await freePort();
       const res = await stack.api('POST', '/v1/mcps', { token, body: { name: 'down', oracleUrl: `http://127.0.0.1:${port}/mcp` } });
-      assertProblem('oracle down', res, 502, 'DiscoveryFailed');
+      assertProblem('oracle down', res, 422, 'DiscoveryFailed');
       const row = await stack.world.db.selectFrom('mcp_servers').select('id').where('name', '=', 'down').executeTakeFirst();
       assert.equal(row, undefined);
     });
@@ -292,7 +292,7 @@ describe('API answers bad input with clear problems', function () {
   describe('afterwards', function () {
     it('nothing answered 500, nothing rejected was stored, nothing was logged as unhandled', async function () {
       assert.ok(seen.length >= 40, `checked ${seen.length} answers`);
-      assert.deepEqual(seen.filter((s) => s.status >= 500 && s.status !== 502), [], 'no 5xx except the bad-gateway case');
+      assert.deepEqual(seen.filter((s) => s.status >= 500), [], 'no 5xx');
       const rows = await stack.world.db.selectFrom('tasks').select('id').execute();
       assert.deepEqual(rows.map((r) => r.id).sort(), [...accepted].sort(), 'only accepted submissions have task rows');
       const unhandled = stack.logLines.filter((l) => l.includes('unhandled error'));

@@ -57,12 +57,15 @@ describe('sealed secrets bound to their row, and key rotation', function () {
       db: t.db,
       secrets,
       allowsPlainHttp: isLoopbackUrl,
+      // The outbound guard has its own tests; here no address is ever resolved or contacted.
+      checkTarget: async () => undefined,
       projects,
       registry: createRegistry({
         db: t.db,
         redis,
         keyPrefix: `keys-${randomBytes(4).toString('hex')}:`,
         discover: async () => [],
+        checkTarget: async () => undefined,
         projectMembers: (id) => projects.memberIds(id),
       }),
       // Binding by URL alone needs neither the Hub nor the Space: any call here is a request that should not happen.

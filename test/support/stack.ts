@@ -51,6 +51,8 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
     HEARTBEAT_TIMEOUT: '3s',
     CONSENT_TIMEOUT: '60s',
     SSE_HEARTBEAT: '1s',
+    // Every MCP server of the tests listens on 127.0.0.1.
+    OUTBOUND_ALLOWLIST: '127.0.0.0/8,::1/128',
     ...opts.env,
   };
   const config: Config = loadConfig(env);

@@ -32,6 +32,16 @@ describe('loadConfig', function () {
     );
   });
 
+  it('allows no private outbound targets by default and validates OUTBOUND_ALLOWLIST', function () {
+    const c = loadConfig(base);
+    assert.deepEqual([c.outbound.allowlist.ranges.length, c.outbound.allowlist.hosts.length], [0, 0]);
+    assert.equal(c.nodeEnv, 'development');
+    const l = loadConfig({ ...base, OUTBOUND_ALLOWLIST: '127.0.0.0/8,::1/128,mcp.internal:8080', NODE_ENV: 'production' });
+    assert.deepEqual([l.outbound.allowlist.ranges.length, l.outbound.allowlist.hosts.length], [2, 1]);
+    assert.equal(l.nodeEnv, 'production');
+    assert.throws(() => loadConfig({ ...base, OUTBOUND_ALLOWLIST: '127.0.0.0/8,localhost' }), /OUTBOUND_ALLOWLIST: .*"localhost"/);
+  });
+
   it('requires a signing key and an encryption key', function () {
     assert.throws(() => loadConfig({ ENCRYPTION_KEY: base.ENCRYPTION_KEY }), /JWT_SECRET/);
     assert.throws(() => loadConfig({ JWT_SECRET: base.JWT_SECRET }), /ENCRYPTION_KEY: is required/);

@@ -7,11 +7,23 @@ import type { AppState } from '../authenticate.ts';
 import { boundedText, NO_NUL } from '../schemas.ts';
 
 const toolName = boundedText(200).min(1);
+
+/**
+ * A plain absolute path on the server's own origin. URL resolution turns "//host/x" and "/\host/x" into other
+ * hosts, and ".." (also as %2e%2e) climbs out of any prefix a proxy routes on.
+ */
+function isPlainPath(p: string): boolean {
+  if (!p.startsWith('/') || p.startsWith('//') || p.includes('\\')) return false;
+  if (/[\s\x00-\x1f\x7f]/.test(p)) return false;
+  const path = p.split(/[?#]/)[0]!;
+  return !path.split('/').some((segment) => /^(\.|%2e){2}$/i.test(segment));
+}
+const healthPath = z.string().max(200).refine(isPlainPath, 'must be a plain path on the server, like /health');
 const settings = {
   description: boundedText(2000).nullable().optional(),
   oracleUrl: z.url({ protocol: /^https?$/ }).max(2048).nullable().optional(),
   transport: z.enum(['auto', 'streamable-http', 'sse']).optional(),
-  healthPath: z.string().max(200).regex(/^\/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/, 'must be a plain absolute path like /health').nullable().optional(),
+  healthPath: healthPath.nullable().optional(),
   canRunOnUserSpace: z.boolean().optional(),
   fallbackToOracle: z.boolean().optional(),
   location: boundedText(100).nullable().optional(),

@@ -59,12 +59,16 @@ export function isSpaceId(value: string): boolean {
 export function createSpacesClient(opts: {
   hubUrl: string;
   cacheMs?: number;
+  /** For the Hub API, which is platform configuration. */
   fetch?: typeof fetch;
+  /** For requests to a Space's own host, a URL users gave or the Hub named: the outbound guard's fetch. */
+  spaceFetch?: (input: URL, init?: RequestInit) => Promise<Response>;
   now?: () => number;
 }): SpacesClient {
   const hubUrl = opts.hubUrl.replace(/\/+$/, '');
   const cacheMs = opts.cacheMs ?? 5000;
   const doFetch = opts.fetch ?? fetch;
+  const spaceFetch = opts.spaceFetch ?? doFetch;
   const now = opts.now ?? Date.now;
   const cache = new Map<string, { at: number; value: Promise<SpaceRuntimeInfo> }>();
 
@@ -146,7 +150,7 @@ export function createSpacesClient(opts: {
         throw new Error('invalid Space host');
       }
       try {
-        const res = await doFetch(url, {
+        const res = await spaceFetch(url, {
           headers: token ? { authorization: `Bearer ${token}` } : {},
           signal: AbortSignal.timeout(WAKE_TIMEOUT_MS),
         });

@@ -2,7 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpAbortedError, McpClientError, McpTimeoutError, McpUnreachableError, toMcpClientError } from './errors.ts';
 
 export type McpTransportKind = 'auto' | 'streamable-http' | 'sse';
@@ -14,6 +14,11 @@ export interface McpEndpoint {
   headers?: Record<string, string>;
   /** Where the legacy SSE transport lives when not at `url` (a Gradio Space: `/gradio_api/mcp/sse`). */
   sseUrl?: string;
+  /**
+   * Every request of the connection goes through it (the legacy transport's event stream too). Registered and
+   * bound URLs get the outbound guard's fetch, which refuses internal addresses; the global fetch otherwise.
+   */
+  fetch?: FetchLike;
 }
 
 export interface McpConnection {
@@ -99,16 +104,16 @@ export async function connectMcp(
 async function connectWithin(endpoint: McpEndpoint, deadline: Deadline, clientName: string): Promise<McpConnection> {
   const url = new URL(endpoint.url);
   const sseUrl = new URL(endpoint.sseUrl ?? endpoint.url);
-  if (endpoint.transport === 'sse') return attempt('sse', sseUrl, endpoint.headers, deadline, clientName);
+  if (endpoint.transport === 'sse') return attempt('sse', sseUrl, endpoint, deadline, clientName);
   if (endpoint.transport === 'streamable-http') {
-    return attempt('streamable-http', url, endpoint.headers, deadline, clientName);
+    return attempt('streamable-http', url, endpoint, deadline, clientName);
   }
   try {
-    return await attempt('streamable-http', url, endpoint.headers, deadline, clientName);
+    return await attempt('streamable-http', url, endpoint, deadline, clientName);
   } catch (first) {
     if (deadline.signal.aborted || !speaksOnlyLegacySse(first)) throw first;
     try {
-      return await attempt('sse', sseUrl, endpoint.headers, deadline, clientName);
+      return await attempt('sse', sseUrl, endpoint, deadline, clientName);
     } catch (second) {
       // When neither transport exists at this URL, the Streamable HTTP answer is the one worth reporting.
       if (second instanceof SseError && (second.code === 404 || second.code === 405)) throw first;
@@ -131,11 +136,12 @@ function speaksOnlyLegacySse(e: unknown): boolean {
 async function attempt(
   kind: 'streamable-http' | 'sse',
   url: URL,
-  headers: Record<string, string> | undefined,
+  endpoint: McpEndpoint,
   deadline: Deadline,
   clientName: string,
 ): Promise<McpConnection> {
-  const requestInit: RequestInit = headers ? { headers: { ...headers } } : {};
+  const requestInit: RequestInit = endpoint.headers ? { headers: { ...endpoint.headers } } : {};
+  const fetch = endpoint.fetch ? { fetch: endpoint.fetch } : {};
   let lose: (e: unknown) => void = () => {};
   const lost = new Promise<never>((_, reject) => {
     lose = reject;
@@ -144,10 +150,11 @@ async function attempt(
 
   let transport: Transport;
   if (kind === 'sse') {
-    transport = new SSEClientTransport(url, { requestInit });
+    transport = new SSEClientTransport(url, { requestInit, ...fetch });
   } else {
     transport = new StreamableHTTPClientTransport(url, {
       requestInit,
+      ...fetch,
       // Our calls are one request per connection: a dropped response stream is reported, not resumed.
       reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
     });

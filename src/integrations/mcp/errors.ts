@@ -1,6 +1,7 @@
 import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError as SdkMcpError } from '@modelcontextprotocol/sdk/types.js';
+import { TargetNotAllowedError } from '../../core/errors.ts';
 
 // Domain errors of the MCP client. `permanent` tells callers (activities) whether retrying can help;
 // `code` is stable and safe to persist or show. Messages never contain request headers or tokens.
@@ -16,6 +17,16 @@ export class McpUnreachableError extends McpClientError {
   readonly code = 'McpUnreachable';
   readonly permanent = false;
   override readonly name = 'McpUnreachableError';
+}
+
+/** The outbound guard refused the address: retrying will not change that. */
+export class McpTargetNotAllowedError extends McpClientError {
+  readonly code = 'McpTargetNotAllowed';
+  readonly permanent = true;
+  override readonly name = 'McpTargetNotAllowedError';
+  constructor() {
+    super('target not allowed');
+  }
 }
 
 export class McpHttpError extends McpClientError {
@@ -138,6 +149,7 @@ export function toMcpClientError(e: unknown, ctx: FailureContext): McpClientErro
     return reason instanceof McpClientError ? reason : new McpAbortedError();
   }
   if (!(e instanceof Error)) return new McpProtocolError(String(e), false);
+  if (refusedByGuard(e)) return new McpTargetNotAllowedError();
 
   const rpcCode = jsonRpcCode(e);
   if (rpcCode !== undefined) return fromRpcError(rpcCode, e.message, ctx);
@@ -202,6 +214,16 @@ function httpStatus(e: Error): number | undefined {
   // The legacy SSE transport reports failed POSTs as plain errors: "Error POSTing to endpoint (HTTP 503): ...".
   const m = /\(HTTP (\d{3})\)/.exec(e.message);
   return m ? Number(m[1]) : undefined;
+}
+
+const GUARD_MESSAGE = new TargetNotAllowedError().message;
+
+function refusedByGuard(e: Error): boolean {
+  for (let cur: unknown = e, depth = 0; cur instanceof Error && depth < 5; cur = cur.cause, depth++) {
+    if (cur instanceof TargetNotAllowedError) return true;
+  }
+  // EventSource flattens the cause chain into its message.
+  return e.message.includes(GUARD_MESSAGE);
 }
 
 function networkReason(e: Error): string | undefined {

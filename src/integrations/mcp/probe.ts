@@ -1,6 +1,6 @@
 import { connectMcp, raceAbort, startDeadline } from './connect.ts';
 import type { McpEndpoint } from './connect.ts';
-import { McpHttpError, McpTimeoutError, McpUnreachableError, toMcpClientError, truncate } from './errors.ts';
+import { McpAbortedError, McpHttpError, McpTargetNotAllowedError, McpTimeoutError, McpUnreachableError, toMcpClientError } from './errors.ts';
 
 export interface ProbeResult {
   healthy: boolean;
@@ -10,7 +10,8 @@ export interface ProbeResult {
 
 /**
  * With `healthPath`: GET it (against the endpoint's origin), 2xx = healthy. Otherwise an MCP handshake:
- * initialize + ping. Never throws; `reason` is short and never contains headers or tokens.
+ * initialize + ping. Never throws; `reason` is one of a few generic phrases (callers show it to users, and
+ * "connection refused" versus "timed out" per URL would map a network), never headers or tokens.
  */
 export async function probeEndpoint(
   endpoint: McpEndpoint,
@@ -43,18 +44,26 @@ export async function probeEndpoint(
   }
 }
 
+class HealthPathOutsideOrigin extends Error {}
+
 async function getHealth(endpoint: McpEndpoint, healthPath: string, signal: AbortSignal): Promise<number> {
-  const url = new URL(healthPath, new URL(endpoint.url).origin);
+  const origin = new URL(endpoint.url).origin;
+  const url = new URL(healthPath, origin);
+  // "//host/x" and "/\host/x" look like paths but resolve to another host; routes reject them, rows may predate that.
+  if (url.origin !== origin) throw new HealthPathOutsideOrigin();
   // Redirects could carry the endpoint's Authorization header to another host.
-  const res = await fetch(url, { method: 'GET', headers: endpoint.headers ?? {}, signal, redirect: 'manual' });
+  const res = await (endpoint.fetch ?? fetch)(url, { method: 'GET', headers: endpoint.headers ?? {}, signal, redirect: 'manual' });
   await res.body?.cancel().catch(() => {});
   return res.status;
 }
 
 function describe(e: unknown, signal: AbortSignal, timeoutMs: number): string {
+  if (e instanceof HealthPathOutsideOrigin) return 'invalid health path';
   const err = toMcpClientError(e, { signal, timeoutMs });
   if (err instanceof McpTimeoutError) return `timed out after ${timeoutMs} ms`;
   if (err instanceof McpHttpError) return `HTTP ${err.status}`;
-  if (err instanceof McpUnreachableError) return err.message;
-  return truncate(err.message, 200);
+  if (err instanceof McpUnreachableError) return 'unreachable';
+  if (err instanceof McpTargetNotAllowedError) return 'target not allowed';
+  if (err instanceof McpAbortedError) return 'aborted';
+  return 'not a working MCP server';
 }
