@@ -8,7 +8,8 @@ const bindBody = z
   .strictObject({
     spaceId: z.string().regex(/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/, 'must be owner/name').optional(),
     url: httpUrl.optional(),
-    token: z.string().min(1).max(4096).optional(),
+    // Sent in an Authorization header: visible ASCII only, or the request could not even be made.
+    token: z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters').optional(),
   })
   .refine((b) => b.spaceId !== undefined || b.url !== undefined, { message: 'give spaceId (owner/name) or url', path: ['spaceId'] });
 
