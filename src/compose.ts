@@ -9,6 +9,7 @@ import { createArgumentValidator } from './core/argument-validation.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
+import { createLimits, LIMIT_NAMES } from './core/limits.ts';
 import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
@@ -40,6 +41,10 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const subscriber = redis.duplicate();
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   subscriber.on('error', (err) => log.warn({ err: err.message }, 'redis subscriber error'));
+  // Limits get a connection that fails fast when Redis is away (no offline queue, a command timeout): they then let
+  // requests through instead of holding them.
+  const limitsRedis = redis.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
+  limitsRedis.on('error', (err) => log.warn({ err: err.message }, 'redis limits connection error'));
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
@@ -100,6 +105,15 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
     },
   });
+  const limits = createLimits({
+    redis: limitsRedis,
+    keyPrefix: prefix,
+    // Three missed heartbeats and the slot of a stream whose API died is free again.
+    settings: { ...config.rateLimits, streamLeaseMs: Math.max(config.sseHeartbeatMs * 3, 5000) },
+    onRejected: (limit) => metrics.rateLimitRejections.inc({ limit }),
+    onStoreError: (limit, err) => log.warn({ limit, err: (err as Error).message }, 'limit store unavailable; letting the request through'),
+  });
+  for (const limit of LIMIT_NAMES) metrics.rateLimitRejections.inc({ limit }, 0);
   const argumentValidator = createArgumentValidator({
     onUnusableSchema: (tool, err) => log.warn({ tool, err: (err as Error).message }, 'input schema not usable; arguments go unchecked'),
   });
@@ -111,6 +125,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     events,
     results,
     validateArguments: argumentValidator.check,
+    limits,
     onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
   });
 
@@ -166,6 +181,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     db,
     redis,
     subscriber,
+    limitsRedis,
+    limits,
     connection,
     client,
     tokens,
@@ -195,6 +212,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       await feed.close();
       await connection.close();
       subscriber.disconnect();
+      limitsRedis.disconnect();
       redis.disconnect();
       await db.destroy();
     },

@@ -72,3 +72,22 @@ export async function updateTaskState(
     .execute();
 }
 
+
+/**
+ * Holds a lock on the project's submissions until the transaction ends, so counting its active tasks and then
+ * inserting one is exact even with several API replicas submitting at once.
+ */
+export async function lockProjectSubmissions(trx: Db, projectId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${projectId}, 0))`.execute(trx);
+}
+
+/** Tasks of the project not yet finished. The predicate is the one of the partial index tasks_project_active_idx. */
+export async function countActiveTasks(db: Db, projectId: string): Promise<number> {
+  const row = await db
+    .selectFrom('tasks')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('project_id', '=', projectId)
+    .where(sql<boolean>`status not in ('succeeded', 'failed', 'canceled')`)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
