@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
@@ -45,7 +46,12 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   // requests through instead of holding them.
   const limitsRedis = redis.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
   limitsRedis.on('error', (err) => log.warn({ err: err.message }, 'redis limits connection error'));
+  // Without an offline queue, a request arriving before the connection is up would pass unlimited: wait for it, briefly.
+  const limitsReady = once(limitsRedis, 'ready', { signal: AbortSignal.timeout(5000) }).catch(() =>
+    log.warn('redis limits connection not ready; limits let requests through until it is'),
+  );
   const connection = await Connection.connect({ address: config.temporal.address });
+  await limitsReady;
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const prefix = config.redisPrefix;

@@ -72,15 +72,6 @@ export async function updateTaskState(
     .execute();
 }
 
-
-/**
- * Holds a lock on the project's submissions until the transaction ends, so counting its active tasks and then
- * inserting one is exact even with several API replicas submitting at once.
- */
-export async function lockProjectSubmissions(trx: Db, projectId: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${projectId}, 0))`.execute(trx);
-}
-
 /** Tasks of the project not yet finished. The predicate is the one of the partial index tasks_project_active_idx. */
 export async function countActiveTasks(db: Db, projectId: string): Promise<number> {
   const row = await db
