@@ -2,10 +2,15 @@
 // → stored result), and in the same run on the same Temporal dev server a bare baseline (one workflow, one no-op
 // activity, started with the Temporal client) at the same N and C. Speed is reported, never asserted.
 //
-//   npm run bench -- --n 200 --c 20 --warmup 10 --rounds 2   (or BENCH_N, BENCH_C, BENCH_WARMUP, BENCH_ROUNDS, BENCH_MAX_JOBS)
+//   npm run bench -- --n 200 --c 20 --warmup 10 --rounds 2 --submits 100
+//   (or BENCH_N, BENCH_C, BENCH_WARMUP, BENCH_ROUNDS, BENCH_MAX_JOBS, BENCH_SUBMITS)
 //
 // The two systems are measured in alternating rounds (baseline, orchestrator, orchestrator, baseline, ...), so a
 // change in machine load during the run weighs on both sides alike.
+//
+// Then the cost of the per-tenant limits: a second API process with RATE_LIMITS=off on the same database and worker,
+// and `submits` POST /v1/tasks per side (202 only, not waiting for the task), alternating on/off in the same ABBA
+// rounds. The measured API keeps its limits on, set high enough never to refuse, so every check runs.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,7 +47,14 @@ function positiveInt(name: string, raw: string | undefined, dflt: number): numbe
 function options() {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { n: { type: 'string' }, c: { type: 'string' }, warmup: { type: 'string' }, rounds: { type: 'string' }, 'max-jobs': { type: 'string' } },
+    options: {
+      n: { type: 'string' },
+      c: { type: 'string' },
+      warmup: { type: 'string' },
+      rounds: { type: 'string' },
+      'max-jobs': { type: 'string' },
+      submits: { type: 'string' },
+    },
   });
   const n = positiveInt('N', values.n ?? process.env.BENCH_N, 200);
   const c = positiveInt('C', values.c ?? process.env.BENCH_C, 20);
@@ -51,7 +63,9 @@ function options() {
   const maxJobs = positiveInt('MAX_CONCURRENT_JOBS', values['max-jobs'] ?? process.env.BENCH_MAX_JOBS, c);
   if (n < 1 || c < 1 || maxJobs < 1 || rounds < 1) throw new Error('N, C, rounds and MAX_CONCURRENT_JOBS must be at least 1');
   if (rounds > n) throw new Error(`rounds (${rounds}) cannot exceed N (${n})`);
-  return { n, c, warmup, rounds, maxJobs };
+  const submits = positiveInt('submits', values.submits ?? process.env.BENCH_SUBMITS, Math.min(n, 100));
+  if (submits < rounds) throw new Error(`submits (${submits}) cannot be fewer than rounds (${rounds})`);
+  return { n, c, warmup, rounds, maxJobs, submits };
 }
 
 const progress = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -65,7 +79,7 @@ interface OrchProcess {
 }
 
 /** Runs `node --import tsx src/main.ts <command>` directly (no npm/tsx wrapper), so child.pid is the node process. */
-function spawnOrchestrator(command: 'api' | 'worker', env: Record<string, string>): OrchProcess {
+function spawnOrchestrator(command: 'api' | 'worker', env: Record<string, string>, name: string = command): OrchProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -80,7 +94,7 @@ function spawnOrchestrator(command: 'api' | 'worker', env: Record<string, string
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { name: command, child, pid: child.pid, tail, exited };
+  return { name, child, pid: child.pid, tail, exited };
 }
 
 async function stopProcess(p: OrchProcess): Promise<void> {
@@ -164,6 +178,13 @@ async function main(): Promise<number> {
       WORKER_METRICS_PORT: '0',
       // The measured MCP server listens on 127.0.0.1.
       OUTBOUND_ALLOWLIST: '127.0.0.0/8,::1/128',
+      // On, so every check runs, but never refusing: the bench measures, it does not trip limits.
+      RATE_LIMITS: 'on',
+      RATE_LIMIT_REQUESTS: '10000000',
+      RATE_LIMIT_SUBMISSIONS: '10000000',
+      RATE_LIMIT_ANONYMOUS: '10000000',
+      MAX_ACTIVE_TASKS_PER_PROJECT: '10000000',
+      MAX_SSE_STREAMS_PER_USER: '10000000',
     };
     stops.push([
       'redis keys',
@@ -188,15 +209,20 @@ async function main(): Promise<number> {
     progress('starting the orchestrator worker and API processes');
     const worker = spawnOrchestrator('worker', env);
     const api = spawnOrchestrator('api', env);
+    const portOff = await freePort();
+    const apiOff = spawnOrchestrator('api', { ...env, PORT: String(portOff), RATE_LIMITS: 'off' }, 'api (limits off)');
     processes = [worker, api];
     stops.push(['worker process', () => stopProcess(worker)]);
     stops.push(['API process', () => stopProcess(api)]);
-    for (const p of processes) {
+    stops.push(['API process (limits off)', () => stopProcess(apiOff)]);
+    for (const p of [...processes, apiOff]) {
       const argv0 = procArgv0(p.pid);
       if (argv0 === undefined || !/node[^/]*$/.test(argv0)) throw new Error(`pid ${p.pid} of the ${p.name} process runs ${argv0}, not node`);
     }
     const url = `http://127.0.0.1:${port}`;
+    const urlOff = `http://127.0.0.1:${portOff}`;
     await waitReady(url, api, 120_000);
+    await waitReady(urlOff, apiOff, 120_000);
 
     // --- baseline worker in this process, on its own task queue -------------------------------------------------
     const baselineQueue = `bench-baseline-${tag}`;
@@ -226,8 +252,8 @@ async function main(): Promise<number> {
     const user = await ensureUser(testDb.db, 'bench');
     const token = await createTokenService(loadConfig(env).jwt).sign({ sub: user.id, login: user.login });
     const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-    const post = async (p: string, body: unknown, want: number) => {
-      const res = await fetch(`${url}${p}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    const post = async (p: string, body: unknown, want: number, base = url) => {
+      const res = await fetch(`${base}${p}`, { method: 'POST', headers, body: JSON.stringify(body) });
       const text = await res.text();
       if (res.status !== want) throw new Error(`POST ${p} answered ${res.status} (wanted ${want}): ${text}`);
       return JSON.parse(text) as { id: string };
@@ -304,9 +330,34 @@ async function main(): Promise<number> {
     const measuredPeakKb = new Map(processes.map((p) => [p.name, procStatusKb(p.pid, 'VmHWM')]));
     const rssNowKb = new Map(processes.map((p) => [p.name, procStatusKb(p.pid, 'VmRSS')]));
 
+    // --- submission latency with limits on vs off: same database, worker and project, alternating ABBA ---------
+    const submitOnly = (base: string) => async (): Promise<number> => {
+      const t0 = performance.now();
+      await post('/v1/tasks', { projectId, tool: 'echo', arguments: { text: 'x' } }, 202, base);
+      return performance.now() - t0;
+    };
+    const submitWarmup = Math.min(opt.warmup, 10);
+    progress(`submission latency: warming up both APIs with ${submitWarmup} submissions each`);
+    check('submit warm-up (limits on)', await runClosedLoop(submitWarmup, opt.c, submitOnly(url)));
+    check('submit warm-up (limits off)', await runClosedLoop(submitWarmup, opt.c, submitOnly(urlOff)));
+    const limitsOn: PhaseResult = { latenciesMs: [], wallMs: 0, failures: [] };
+    const limitsOff: PhaseResult = { latenciesMs: [], wallMs: 0, failures: [] };
+    for (let round = 0; round < opt.rounds; round++) {
+      const size = Math.floor(opt.submits / opt.rounds) + (round < opt.submits % opt.rounds ? 1 : 0);
+      const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
+      for (const which of order) {
+        progress(`submit round ${round + 1}/${opt.rounds}: limits ${which}, ${size} submissions at C=${opt.c}`);
+        add(which === 'on' ? limitsOn : limitsOff, await runClosedLoop(size, opt.c, submitOnly(which === 'on' ? url : urlOff)));
+        check(`submit (limits ${which})`, which === 'on' ? limitsOn : limitsOff);
+      }
+    }
+    if (apiOff.child.exitCode !== null) throw new Error(describeExit(apiOff));
+
     // --- report -------------------------------------------------------------------------------------------------
     const b = summarize(base);
     const o = summarize(orch);
+    const sOn = summarize(limitsOn);
+    const sOff = summarize(limitsOff);
     const mib = (kb: number | undefined) => (kb === undefined ? 'n/a' : `${fmt(kb / 1024, 0)} MiB`);
     const row = (label: string, s: Summary) =>
       `${label.padEnd(28)}${fmt(s.tasksPerSec).padStart(10)}${fmt(s.p50).padStart(10)}${fmt(s.p95).padStart(10)}${fmt(s.p99).padStart(10)}`;
@@ -332,6 +383,13 @@ async function main(): Promise<number> {
         return `  ${`${p.name} (pid ${p.pid})`.padEnd(26)}${mib(measured).padStart(12)}${mib(sinceStart).padStart(14)}${mib(rssNowKb.get(p.name)).padStart(10)}`;
       }),
       `  "measured" = peak during both measured phases (counter reset after warm-up${peakReset ? '' : ' FAILED, so n/a'}); "since start" includes startup (the worker loads a prebuilt workflow bundle).`,
+      '',
+      `submit p50 with limits on vs off — ${opt.submits} POST /v1/tasks (202) per side at C=${opt.c}, ${opt.rounds} alternating round(s) in ABBA order;`,
+      `  two API processes on one database and worker, one with RATE_LIMITS=off (target: on/off ≤ 1.05)`,
+      `${''.padEnd(28)}${'p50 ms'.padStart(10)}${'p95 ms'.padStart(10)}`,
+      `${'limits on'.padEnd(28)}${fmt(sOn.p50).padStart(10)}${fmt(sOn.p95).padStart(10)}`,
+      `${'limits off'.padEnd(28)}${fmt(sOff.p50).padStart(10)}${fmt(sOff.p95).padStart(10)}`,
+      `${'ratio on/off'.padEnd(28)}${ratio(sOn.p50, sOff.p50).padStart(10)}${ratio(sOn.p95, sOff.p95).padStart(10)}`,
       '',
     ];
     process.stdout.write(lines.join('\n'));

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
@@ -9,6 +10,7 @@ import { createArgumentValidator } from './core/argument-validation.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
+import { createLimits, LIMIT_NAMES } from './core/limits.ts';
 import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
@@ -42,7 +44,16 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const subscriber = redis.duplicate();
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   subscriber.on('error', (err) => log.warn({ err: err.message }, 'redis subscriber error'));
+  // Limits get a connection that fails fast when Redis is away (no offline queue, a command timeout): they then let
+  // requests through instead of holding them.
+  const limitsRedis = redis.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
+  limitsRedis.on('error', (err) => log.warn({ err: err.message }, 'redis limits connection error'));
+  // Without an offline queue, a request arriving before the connection is up would pass unlimited: wait for it, briefly.
+  const limitsReady = once(limitsRedis, 'ready', { signal: AbortSignal.timeout(5000) }).catch(() =>
+    log.warn('redis limits connection not ready; limits let requests through until it is'),
+  );
   const connection = await Connection.connect({ address: config.temporal.address });
+  await limitsReady;
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const prefix = config.redisPrefix;
@@ -116,6 +127,15 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
     },
   });
+  const limits = createLimits({
+    redis: limitsRedis,
+    keyPrefix: prefix,
+    // Three missed heartbeats and the slot of a stream whose API died is free again.
+    settings: { ...config.rateLimits, streamLeaseMs: Math.max(config.sseHeartbeatMs * 3, 5000) },
+    onRejected: (limit) => metrics.rateLimitRejections.inc({ limit }),
+    onStoreError: (limit, err) => log.warn({ limit, err: (err as Error).message }, 'limit store unavailable; letting the request through'),
+  });
+  for (const limit of LIMIT_NAMES) metrics.rateLimitRejections.inc({ limit }, 0);
   const argumentValidator = createArgumentValidator({
     onUnusableSchema: (tool, err) => log.warn({ tool, err: (err as Error).message }, 'input schema not usable; arguments go unchecked'),
   });
@@ -127,6 +147,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     events,
     results,
     validateArguments: argumentValidator.check,
+    limits,
     onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
   });
 
@@ -190,6 +211,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     db,
     redis,
     subscriber,
+    limitsRedis,
+    limits,
     connection,
     client,
     tokens,
@@ -219,6 +242,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       await feed.close();
       await connection.close();
       subscriber.disconnect();
+      limitsRedis.disconnect();
       redis.disconnect();
       await db.destroy();
       await outbound.close();

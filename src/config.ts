@@ -72,6 +72,13 @@ const schema = z.object({
   ENCRYPTION_KEY: z.string({ error: 'is required (32 bytes as 64 hex characters; `npm start` generates one)' }).regex(ENCRYPTION_KEY_FORMAT, 'must be 32 bytes as 64 hex characters or base64'),
   ENCRYPTION_KEYS_PREVIOUS: encryptionKeyList.default([]),
   MAX_REQUEST_BYTES: int(1024).default(8 * 1024 * 1024),
+  RATE_LIMITS: z.enum(['on', 'off']).default('on'),
+  RATE_LIMIT_WINDOW: duration.refine((ms) => ms >= 1000 && ms % 1000 === 0, 'must be whole seconds, at least 1s').default(60_000),
+  RATE_LIMIT_REQUESTS: int(1).default(600),
+  RATE_LIMIT_SUBMISSIONS: int(1).default(120),
+  RATE_LIMIT_ANONYMOUS: int(1).default(300),
+  MAX_ACTIVE_TASKS_PER_PROJECT: int(1).default(100),
+  MAX_SSE_STREAMS_PER_USER: int(1).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATA_DIR: z.string().default('./data'),
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
@@ -96,6 +103,16 @@ export type Config = Readonly<{
   results: Readonly<{ inlineMaxBytes: number; store: string }>;
   huggingFace: Readonly<{ endpoint: string; token?: string }>;
   limits: Readonly<{ maxConcurrentJobs: number; maxRequestBytes: number }>;
+  /** Per-tenant limits (RATE_LIMITS=off turns all of them off); rates count per window of `windowSeconds`. */
+  rateLimits: Readonly<{
+    enabled: boolean;
+    windowSeconds: number;
+    requestsPerUser: number;
+    submissionsPerUser: number;
+    anonymousPerIp: number;
+    activeTasksPerProject: number;
+    streamsPerUser: number;
+  }>;
   task: Readonly<{
     consentTimeoutMs: number;
     retryInitialMs: number;
@@ -165,6 +182,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     results: Object.freeze({ inlineMaxBytes: e.RESULT_INLINE_MAX_BYTES, store: e.RESULT_STORE }),
     huggingFace: Object.freeze({ endpoint: e.HF_ENDPOINT, token: e.HF_TOKEN }),
     limits: Object.freeze({ maxConcurrentJobs: e.MAX_CONCURRENT_JOBS, maxRequestBytes: e.MAX_REQUEST_BYTES }),
+    rateLimits: Object.freeze({
+      enabled: e.RATE_LIMITS === 'on',
+      windowSeconds: e.RATE_LIMIT_WINDOW / 1000,
+      requestsPerUser: e.RATE_LIMIT_REQUESTS,
+      submissionsPerUser: e.RATE_LIMIT_SUBMISSIONS,
+      anonymousPerIp: e.RATE_LIMIT_ANONYMOUS,
+      activeTasksPerProject: e.MAX_ACTIVE_TASKS_PER_PROJECT,
+      streamsPerUser: e.MAX_SSE_STREAMS_PER_USER,
+    }),
     task: Object.freeze({
       consentTimeoutMs: e.CONSENT_TIMEOUT,
       retryInitialMs: e.DISPATCH_RETRY_INITIAL,

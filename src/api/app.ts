@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
 import type { TokenService } from '../core/auth-tokens.ts';
+import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
 import type { Registry } from '../core/registry.ts';
 import type { ResultService } from '../core/results.ts';
@@ -19,6 +20,7 @@ import { notFoundFallback, Problem, problemMiddleware } from './problem.ts';
 import { requestContext } from './request-context.ts';
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
 import { mcpRoutes, type ServerHealthCheck } from './routes/mcps.ts';
+import { authenticationLimits, limitPerAddress, limitPerUser } from './rate-limit.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { spaceRoutes } from './routes/spaces.ts';
 import { taskEventRoutes } from './routes/task-events.ts';
@@ -36,6 +38,7 @@ export interface AppDeps {
   tasks: TaskService;
   results: ResultService;
   feed: TaskEventFeed;
+  limits: Limits;
   checkServerHealth: ServerHealthCheck;
   readinessChecks: Record<string, ReadinessCheck>;
   maxRequestBytes: number;
@@ -70,20 +73,32 @@ const refuseNulInUrl: Koa.Middleware = (ctx, next) => {
 export function createApp(deps: AppDeps): OrchestratorApp {
   const app = new Koa() as OrchestratorApp;
   app.proxy = true;
+  // Only the address the nearest proxy appended to X-Forwarded-For: entries before it are the client's to invent, and
+  // per-address limits must not be keyed on a value the client picks.
+  app.maxIpsCount = 1;
   // Errors are logged once, by the problem middleware, with the request id.
   app.silent = true;
 
+  const { limits } = deps;
   const v1 = [
     projectRoutes(deps),
     spaceRoutes(deps),
     mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
-    taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs }),
-    taskRoutes(deps),
+    taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
+    taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
   ];
-  // Bodies are read only for authenticated callers.
-  const guards = [authenticate(deps.tokens), jsonBody({ maxBytes: deps.maxRequestBytes })];
+  // Bodies are read only for authenticated callers, and only within their request limit.
+  const guards = [
+    authenticate(deps.tokens, authenticationLimits(limits)),
+    limitPerUser(limits.request),
+    jsonBody({ maxBytes: deps.maxRequestBytes }),
+  ];
   for (const router of v1) guardEveryRoute(router, guards);
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
+  // Requests with no user to count against count against their address: the health routes, and (at the end of the
+  // chain) whatever no router answered. Failed authentications count through the hooks above.
+  const perAddress = limitPerAddress(limits);
+  guardEveryRoute(health, [perAddress]);
 
   app.use(problemMiddleware({ log: deps.log, mapError: domainProblem }));
   app.use(noSniff());
@@ -92,6 +107,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   app.use(health.routes());
   for (const router of v1) app.use(router.routes()).use(router.allowedMethods());
   app.use(notFoundFallback());
+  app.use(perAddress);
   app.routeTable = v1.flatMap((router) => router.stack.map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path) })));
   return app;
 }

@@ -12,21 +12,30 @@ export interface AppState {
 // RFC 6750 §2.1: b64token after the scheme, nothing else.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
-export function authenticate(tokens: { verify(t: string): Promise<{ userId: string; login: string }> }): Koa.Middleware {
+/** Limits around authentication: checked before a bearer is verified, and told of each failure (may throw a 429). */
+export interface AuthenticationHooks {
+  beforeVerify?(ctx: Koa.Context): void;
+  onFailure?(ctx: Koa.Context): Promise<void>;
+}
+
+export function authenticate(tokens: { verify(t: string): Promise<{ userId: string; login: string }> }, hooks: AuthenticationHooks = {}): Koa.Middleware {
   return async function requireBearer(ctx, next) {
     const header = ctx.get('Authorization');
     if (header === '' || !/^Bearer(\s|$)/i.test(header)) {
+      await hooks.onFailure?.(ctx);
       throw new Problem(401, 'Unauthenticated', 'Unauthenticated', 'send Authorization: Bearer <token>', undefined, {
         headers: { 'WWW-Authenticate': 'Bearer' },
       });
     }
     const token = BEARER.exec(header)?.[1];
+    hooks.beforeVerify?.(ctx);
     let verified: { userId: string; login: string };
     try {
       if (token === undefined) throw new InvalidTokenError('malformed token');
       verified = await tokens.verify(token);
     } catch (err) {
       if (!(err instanceof InvalidTokenError)) throw err;
+      await hooks.onFailure?.(ctx);
       // Keep the header a valid quoted-string whatever a verifier put in its reason.
       const description = err.reason.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '');
       throw new Problem(401, 'InvalidToken', 'Invalid Token', err.reason, undefined, {

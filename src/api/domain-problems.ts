@@ -1,6 +1,8 @@
 import { ConflictError, DomainError, InvalidRequestError, NotFoundError, UnavailableError } from '../core/errors.ts';
+import { LimitExceededError } from '../core/limits.ts';
 import { ResultGoneError } from '../core/results.ts';
 import { Problem } from './problem.ts';
+import { limitProblem } from './rate-limit.ts';
 
 /** Domain errors → HTTP problems. The only place that knows both. */
 export function domainProblem(err: unknown): Problem | undefined {
@@ -8,6 +10,7 @@ export function domainProblem(err: unknown): Problem | undefined {
   const extra = safeDetails(err.details);
   if (err instanceof NotFoundError) return new Problem(404, err.code, 'Not Found', err.message, extra);
   if (err instanceof ConflictError) return new Problem(409, err.code, 'Conflict', err.message, extra);
+  if (err instanceof LimitExceededError) return limitProblem(err, extra ?? {});
   if (err instanceof ResultGoneError) return new Problem(410, err.code, 'Gone', err.message);
   if (err instanceof InvalidRequestError) {
     return err.code === 'InvalidCursor'

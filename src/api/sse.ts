@@ -29,7 +29,7 @@ function frame(ev: { id?: number | string; event: string; data: unknown }): stri
   return `${out}\n`;
 }
 
-export function openEventStream(ctx: Koa.Context, opts: { heartbeatMs: number; retryMs?: number }): EventStream {
+export function openEventStream(ctx: Koa.Context, opts: { heartbeatMs: number; retryMs?: number; onHeartbeat?: () => void }): EventStream {
   const { res, req } = ctx;
   ctx.status = 200;
   ctx.set({
@@ -53,7 +53,9 @@ export function openEventStream(ctx: Koa.Context, opts: { heartbeatMs: number; r
   });
 
   const heartbeat = setInterval(() => {
-    if (!isClosed && !res.writableNeedDrain) res.write(': heartbeat\n\n');
+    if (isClosed) return;
+    if (!res.writableNeedDrain) res.write(': heartbeat\n\n');
+    opts.onHeartbeat?.();
   }, opts.heartbeatMs);
 
   const finish = () => {

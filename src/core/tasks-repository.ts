@@ -72,3 +72,13 @@ export async function updateTaskState(
     .execute();
 }
 
+/** Tasks of the project not yet finished. The predicate is the one of the partial index tasks_project_active_idx. */
+export async function countActiveTasks(db: Db, projectId: string): Promise<number> {
+  const row = await db
+    .selectFrom('tasks')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('project_id', '=', projectId)
+    .where(sql<boolean>`status not in ('succeeded', 'failed', 'canceled')`)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

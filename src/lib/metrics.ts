@@ -39,6 +39,12 @@ export function createMetrics(registry: Registry) {
       labelNames: ['type'],
       registers,
     }),
+    rateLimitRejections: new Counter<'limit'>({
+      name: 'orchestrator_rate_limit_rejections_total',
+      help: 'Requests refused with 429 by a per-tenant limit, by limit',
+      labelNames: ['limit'],
+      registers,
+    }),
   };
 }
 

@@ -53,6 +53,13 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
     SSE_HEARTBEAT: '1s',
     // Every MCP server of the tests listens on 127.0.0.1.
     OUTBOUND_ALLOWLIST: '127.0.0.0/8,::1/128',
+    // Limits stay on, so every test runs through them, but far above what any test sends; tests of the limits set
+    // small ones through opts.env.
+    RATE_LIMIT_REQUESTS: '1000000',
+    RATE_LIMIT_SUBMISSIONS: '1000000',
+    RATE_LIMIT_ANONYMOUS: '1000000',
+    MAX_ACTIVE_TASKS_PER_PROJECT: '100000',
+    MAX_SSE_STREAMS_PER_USER: '100000',
     ...opts.env,
   };
   const config: Config = loadConfig(env);

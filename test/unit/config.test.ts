@@ -57,4 +57,19 @@ describe('loadConfig', function () {
       (err: unknown) => err instanceof ConfigError && /ENCRYPTION_KEYS_PREVIOUS: key 2 must be 32 bytes/.test(err.message) && !err.message.includes('tooshortsecret'),
     );
   });
+
+  it('reads the per-tenant limits, on by default, and refuses a window that is not whole seconds', function () {
+    const c = loadConfig(base);
+    assert.deepEqual(
+      { ...c.rateLimits },
+      { enabled: true, windowSeconds: 60, requestsPerUser: 600, submissionsPerUser: 120, anonymousPerIp: 300, activeTasksPerProject: 100, streamsPerUser: 20 },
+    );
+    const off = loadConfig({ ...base, RATE_LIMITS: 'off', RATE_LIMIT_WINDOW: '10s', MAX_SSE_STREAMS_PER_USER: '3' });
+    assert.equal(off.rateLimits.enabled, false);
+    assert.equal(off.rateLimits.windowSeconds, 10);
+    assert.equal(off.rateLimits.streamsPerUser, 3);
+    assert.throws(() => loadConfig({ ...base, RATE_LIMIT_WINDOW: '1500ms' }), /RATE_LIMIT_WINDOW/);
+    assert.throws(() => loadConfig({ ...base, RATE_LIMITS: 'false' }), /RATE_LIMITS/);
+    assert.throws(() => loadConfig({ ...base, RATE_LIMIT_REQUESTS: '0' }), /RATE_LIMIT_REQUESTS/);
+  });
 });

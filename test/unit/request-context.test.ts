@@ -127,12 +127,14 @@ describe('createMetrics', () => {
     metrics.dispatchDuration.observe({ target_kind: 'oracle', outcome: 'ok' }, 0.2);
     metrics.dispatchesInFlight.inc();
     metrics.eventsPublished.inc({ type: 'status' });
+    metrics.rateLimitRejections.inc({ limit: 'requests' });
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name).sort();
     assert.deepEqual(names, [
       'orchestrator_dispatch_duration_seconds',
       'orchestrator_dispatches_in_flight',
       'orchestrator_events_published_total',
       'orchestrator_http_request_duration_seconds',
+      'orchestrator_rate_limit_rejections_total',
       'orchestrator_tasks_total',
     ]);
     // A second registry gets its own metrics: nothing lives in prom-client's global register.

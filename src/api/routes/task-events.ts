@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { LimitExceededError, type StreamSlot } from '../../core/limits.ts';
 import type { TaskEventFeed } from '../../core/task-event-feed.ts';
 import type { TaskService } from '../../core/tasks.ts';
 import type { AppState } from '../authenticate.ts';
@@ -8,17 +9,23 @@ import { openEventStream, parseLastEventId } from '../sse.ts';
  * SSE: a `snapshot` of the task first (no id, so it never moves the client's Last-Event-ID), then every logged
  * event after Last-Event-ID with `id:` = its seq, live, until the terminal status event.
  */
-export function taskEventRoutes(deps: { tasks: TaskService; feed: TaskEventFeed; heartbeatMs: number }) {
+export function taskEventRoutes(deps: { tasks: TaskService; feed: TaskEventFeed; heartbeatMs: number; openStream: (userId: string) => Promise<StreamSlot> }) {
   const router = new Router<AppState>({ prefix: '/v1/tasks' });
 
   router.get('/:id/events', async (ctx) => {
     const header = ctx.get('Last-Event-ID') || (typeof ctx.query.lastEventId === 'string' ? ctx.query.lastEventId : undefined);
     const after = parseLastEventId(header) ?? 0;
     const task = await deps.tasks.get(ctx.state.user.id, ctx.params.id!);
+    // The stream holds one of the user's slots until it closes; the heartbeat keeps the slot's lease alive.
+    const slot = await deps.openStream(ctx.state.user.id);
+    if (!slot.decision.allowed) throw new LimitExceededError(slot.decision);
 
-    const stream = openEventStream(ctx, { heartbeatMs: deps.heartbeatMs });
+    const stream = openEventStream(ctx, { heartbeatMs: deps.heartbeatMs, onHeartbeat: () => void slot.renew() });
     const stop = new AbortController();
-    void stream.closed.then(() => stop.abort());
+    void stream.closed.then(() => {
+      stop.abort();
+      void slot.release();
+    });
     stream.send({ event: 'snapshot', data: task });
     try {
       await deps.feed.follow(

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import type Koa from 'koa';
 import { z } from 'zod';
 import { TASK_STATUSES } from '../../../workflows/contracts.ts';
 import type { ResultService } from '../../core/results.ts';
@@ -22,11 +23,11 @@ const listQuery = z.object({
 const consentBody = z.strictObject({ grant: z.boolean() });
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-export function taskRoutes(deps: { tasks: TaskService; results: ResultService }) {
+export function taskRoutes(deps: { tasks: TaskService; results: ResultService; limitSubmissions: Koa.Middleware }) {
   const router = new Router<AppState>({ prefix: '/v1/tasks' });
   const { tasks } = deps;
 
-  router.post('/', async (ctx) => {
+  router.post('/', deps.limitSubmissions, async (ctx) => {
     const body = submitBody.parse(ctx.request.body);
     const key = ctx.get('Idempotency-Key') || undefined;
     if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
