@@ -84,6 +84,7 @@ const schema = z.object({
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
   WORKER_METRICS_PORT: int(0, 65535).default(0),
   WORKFLOW_BUNDLE: z.string().optional(),
+  TRUST_PROXY: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   ADMIN_LOGINS: z
     .string()
     .regex(/^\s*[A-Za-z0-9][\w.-]{0,62}(\s*,\s*[A-Za-z0-9][\w.-]{0,62})*\s*$/, 'must be a comma list of logins')
@@ -136,6 +137,8 @@ export type Config = Readonly<{
   nodeEnv: string;
   /** A prebuilt workflow bundle (`orchestrator bundle`): the worker then skips webpack at start. */
   workflowBundle?: string;
+  /** The API runs behind a reverse proxy: client addresses come from X-Forwarded-For. */
+  trustProxy: boolean;
   /** Platform admins by login (besides those granted with `orchestrator admin grant`). */
   adminLogins: readonly string[];
 }>;
@@ -209,6 +212,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workflowBundle: e.WORKFLOW_BUNDLE,
+    trustProxy: e.TRUST_PROXY === 'true',
     adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),
     outbound: Object.freeze({ allowlist: e.OUTBOUND_ALLOWLIST }),
     nodeEnv: e.NODE_ENV,

@@ -57,6 +57,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     log: world.log.child({ component: 'api' }),
     maxRequestBytes: config.limits.maxRequestBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
+    trustProxy: config.trustProxy,
   });
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));

@@ -42,6 +42,8 @@ export interface AppDeps {
   checkServerHealth: ServerHealthCheck;
   readinessChecks: Record<string, ReadinessCheck>;
   maxRequestBytes: number;
+  /** Behind a reverse proxy that sets X-Forwarded-For: the client address comes from it. */
+  trustProxy?: boolean;
   sseHeartbeatMs: number;
 }
 
@@ -72,9 +74,9 @@ const refuseNulInUrl: Koa.Middleware = (ctx, next) => {
 
 export function createApp(deps: AppDeps): OrchestratorApp {
   const app = new Koa() as OrchestratorApp;
-  app.proxy = true;
-  // Only the address the nearest proxy appended to X-Forwarded-For: entries before it are the client's to invent, and
-  // per-address limits must not be keyed on a value the client picks.
+  // Per-address limits must not be keyed on a value the client picks: X-Forwarded-For is believed only behind a
+  // proxy the operator names (TRUST_PROXY), and then only the address that proxy appended, not what came before it.
+  app.proxy = deps.trustProxy ?? false;
   app.maxIpsCount = 1;
   // Errors are logged once, by the problem middleware, with the request id.
   app.silent = true;

@@ -206,13 +206,13 @@ describe('limits: unauthenticated requests per address', function () {
   let stack: Stack;
 
   before(async function () {
-    stack = await startStack({ worker: false, env: { RATE_LIMIT_ANONYMOUS: '3' } });
+    stack = await startStack({ worker: false, env: { RATE_LIMIT_ANONYMOUS: '3', TRUST_PROXY: 'true' } });
   });
   after(async function () {
     await stack?.stop();
   });
 
-  // Addresses are told apart by X-Forwarded-For (the app trusts one proxy hop); the traffic stays on 127.0.0.1.
+  // Addresses are told apart by X-Forwarded-For (TRUST_PROXY: one proxy hop is trusted); the traffic stays on 127.0.0.1.
   const from = (ip: string) => ({ 'X-Forwarded-For': ip });
 
   it('refuses /healthz after three requests from one address; another address is unaffected', async function () {
@@ -279,5 +279,23 @@ describe('limits: RATE_LIMITS=off', function () {
     assert.equal((await stack.api('GET', '/v1/projects', { token, headers: { Authorization: 'Bearer wrong' } })).status, 401);
     for (const limit of ['requests', 'submissions', 'anonymous', 'active_tasks', 'streams']) assert.equal(await rejections(stack, limit), 0);
     assert.deepEqual(await redisKeys(stack, 'limits:*'), []);
+  });
+});
+
+describe('limits: without TRUST_PROXY, a client cannot pick its own address', function () {
+  let stack: Stack;
+
+  before(async function () {
+    stack = await startStack({ worker: false, env: { RATE_LIMIT_ANONYMOUS: '3' } });
+  });
+  after(async function () {
+    await stack?.stop();
+  });
+
+  it('ignores X-Forwarded-For: a new forged address per request is still one address', async function () {
+    for (let i = 0; i < 3; i++) assert.equal((await stack.api('GET', '/healthz', { headers: { 'X-Forwarded-For': `203.0.113.${i}` } })).status, 200);
+    const res = await stack.api('GET', '/healthz', { headers: { 'X-Forwarded-For': '203.0.113.99' } });
+    assert.equal(res.status, 429, res.text);
+    assert.equal(res.body.code, 'RateLimited');
   });
 });

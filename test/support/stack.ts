@@ -90,7 +90,7 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
   }
   if (opts.worker !== false) await startWorker();
 
-  const app = createApp({ ...world, maxRequestBytes: config.limits.maxRequestBytes, sseHeartbeatMs: config.sseHeartbeatMs });
+  const app = createApp({ ...world, maxRequestBytes: config.limits.maxRequestBytes, sseHeartbeatMs: config.sseHeartbeatMs, trustProxy: config.trustProxy });
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${port}`;
