@@ -100,11 +100,15 @@ export function openEventStream(ctx: Koa.Context, opts: { heartbeatMs: number; r
   };
 }
 
-export function parseLastEventId(header: string | undefined): number | undefined {
-  if (header === undefined || header === '') return undefined;
-  const value = /^\d{1,16}$/.test(header) ? Number(header) : Number.NaN;
-  if (!Number.isSafeInteger(value)) {
-    throw new Problem(400, 'InvalidLastEventId', 'Invalid Last-Event-ID', 'Last-Event-ID must be a non-negative integer');
+// Event ids are task_events.seq, a Postgres integer: a larger id cannot name an event and would overflow the query.
+const MAX_EVENT_ID = 2_147_483_647;
+
+/** The Last-Event-ID header or `lastEventId` query value; a repeated query parameter is as invalid as a non-number. */
+export function parseLastEventId(value: string | string[] | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const id = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(id <= MAX_EVENT_ID)) {
+    throw new Problem(400, 'InvalidLastEventId', 'Invalid Last-Event-ID', `Last-Event-ID must be an integer from 0 to ${MAX_EVENT_ID}`);
   }
-  return value;
+  return id;
 }

@@ -97,6 +97,8 @@ export function createTaskEventFeed(deps: {
     /**
      * Delivers every event of the task with seq > afterSeq exactly once, in seq order, awaiting onEvent
      * between deliveries. Resolves when `signal` aborts, after the terminal event, or on close().
+     * An afterSeq at or past the end of the log means "seen it all": nothing is replayed, every event logged from
+     * now on is delivered, and if the log already ends with the terminal event it resolves at once.
      */
     async follow(
       taskId: string,
@@ -141,6 +143,17 @@ export function createTaskEventFeed(deps: {
           if (page.length < pageSize) return;
         }
       };
+
+      // Read before subscribing: whatever is logged after this read, the catch-up below delivers.
+      if (afterSeq > 0) {
+        const end = await events.lastSeq(taskId);
+        if (end <= afterSeq) {
+          last = end;
+          const [tail] = end > 0 ? await events.list(taskId, end - 1, 1) : [];
+          if (tail && isTerminal(tail)) return;
+        }
+        if (closed || signal.aborted) return;
+      }
 
       let finished!: () => void;
       running.set(stop, new Promise<void>((resolve) => (finished = resolve)));

@@ -4,6 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createTaskEventFeed, isTerminalStatusEvent } from '../../src/core/task-event-feed.ts';
 import { createTaskEvents, TaskNotFoundError, type TaskEvent } from '../../src/core/task-events.ts';
+import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
+import { readEvents } from '../support/sse-client.ts';
+import { startStack, type Stack } from '../support/stack.ts';
 import { createTestDb, insertTask, REDIS_TEST_URL, type TestDb } from '../support/test-db.ts';
 
 
@@ -182,6 +185,36 @@ describe('task events', () => {
     assert.equal(await numsub(observer, `${prefix}task-events:${taskId}`), 0);
   });
 
+  it('resolves at once for a finished task when afterSeq is at or past the end of its log', async () => {
+    const taskId = await insertTask(t.db);
+    await events.append(taskId, 'progress', {});
+    await events.append(taskId, 'status', { status: 'succeeded' });
+    for (const afterSeq of [2, 3, 2_147_483_647]) {
+      const got: TaskEvent[] = [];
+      // The feed polls once a minute here: only knowing the log has ended can make this quick.
+      const giveUp = AbortSignal.timeout(5_000);
+      await feed.follow(taskId, afterSeq, (e) => void got.push(e), giveUp);
+      assert.equal(giveUp.aborted, false, `afterSeq ${afterSeq}: still following after 5 s`);
+      assert.deepEqual(got, [], `afterSeq ${afterSeq}`);
+    }
+    assert.equal(await numsub(observer, `${prefix}task-events:${taskId}`), 0);
+  });
+
+  it('past the end of a running task\'s log, replays nothing and delivers what is logged next, to the terminal event', async () => {
+    const taskId = await insertTask(t.db);
+    await events.append(taskId, 'status', { status: 'running' });
+    const got: TaskEvent[] = [];
+    const giveUp = AbortSignal.timeout(10_000);
+    const following = feed.follow(taskId, 1000, (e) => void got.push(e), giveUp);
+    await until(async () => (await numsub(observer, `${prefix}task-events:${taskId}`)) === 1, 'the subscription');
+    await events.append(taskId, 'progress', { step: 1 });
+    await events.append(taskId, 'status', { status: 'failed' });
+    await following;
+    assert.deepEqual(seqs(got), [2, 3]);
+    assert.ok(isTerminalStatusEvent(got.at(-1)!));
+    assert.equal(giveUp.aborted, false, 'ended by the terminal event');
+  });
+
   it('catches up by polling when a publish is lost and nothing follows it', async () => {
     const sub = new Redis(REDIS_TEST_URL);
     const polling = createTaskEventFeed({ events, subscriber: sub, channelPrefix: prefix, pollIntervalMs: 100 });
@@ -213,5 +246,97 @@ describe('task events', () => {
     } finally {
       await sub.quit();
     }
+  });
+});
+
+describe('task events over SSE with a Last-Event-ID', function () {
+  let stack: Stack;
+  let oracle: TestMcpServer;
+  let observer: Redis;
+  let token: string;
+  let projectId: string;
+  let finished: { id: string; lastSeq: number };
+
+  const submit = async (tool: string, args: Record<string, unknown>): Promise<string> => {
+    const r = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool, arguments: args } });
+    assert.equal(r.status, 202, r.text);
+    return r.body.id;
+  };
+
+  before(async function () {
+    oracle = await startTestMcpServer({ name: 'oracle' });
+    stack = await startStack();
+    observer = new Redis(REDIS_TEST_URL);
+    token = await stack.token('erin');
+    projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'sse' } })).body.id;
+    const reg = await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } });
+    assert.equal(reg.status, 201, reg.text);
+    const id = await submit('echo', { text: 'hi' });
+    assert.equal((await stack.waitForStatus(token, id, ['succeeded', 'failed', 'canceled'])).status, 'succeeded');
+    finished = { id, lastSeq: await stack.world.events.lastSeq(id) };
+  });
+
+  after(async function () {
+    await observer?.quit();
+    await stack?.stop();
+    await oracle?.stop();
+  });
+
+  it('sends only the snapshot and closes for a finished task the client has seen to the end', async function () {
+    assert.ok(finished.lastSeq >= 2, `the task logged ${finished.lastSeq} events`);
+    for (const lastEventId of [finished.lastSeq, finished.lastSeq + 1, 2_147_483_647].map(String)) {
+      // Bounded wait: a stream that stays open is cut after 5 s and reported as not closed by the server.
+      const viaHeader = await readEvents(`${stack.url}/v1/tasks/${finished.id}/events`, { token, lastEventId, timeoutMs: 5_000 });
+      const viaQuery = await readEvents(`${stack.url}/v1/tasks/${finished.id}/events?lastEventId=${lastEventId}`, { token, timeoutMs: 5_000 });
+      for (const read of [viaHeader, viaQuery]) {
+        assert.equal(read.status, 200);
+        assert.equal(read.closedByServer, true, `Last-Event-ID ${lastEventId}: the stream stayed open`);
+        assert.deepEqual(read.events.map((e) => e.event), ['snapshot'], `Last-Event-ID ${lastEventId}`);
+        assert.equal(read.events[0]!.data.status, 'succeeded');
+      }
+    }
+  });
+
+  it('still replays what follows an earlier Last-Event-ID of a finished task', async function () {
+    const read = await readEvents(`${stack.url}/v1/tasks/${finished.id}/events`, { token, lastEventId: String(finished.lastSeq - 1), timeoutMs: 5_000 });
+    assert.equal(read.closedByServer, true);
+    assert.deepEqual(read.events.map((e) => e.id ?? e.event), ['snapshot', String(finished.lastSeq)]);
+  });
+
+  it('answers 400 InvalidLastEventId, before any stream opens, for ids that are not a seq', async function () {
+    for (const bad of ['2147483648', '9007199254740991', 'abc', '-1']) {
+      const url = `/v1/tasks/${finished.id}/events`;
+      for (const res of [
+        await stack.api('GET', url, { token, headers: { 'Last-Event-ID': bad } }),
+        await stack.api('GET', `${url}?lastEventId=${encodeURIComponent(bad)}`, { token }),
+      ]) {
+        assert.equal(res.status, 400, `${bad}: ${res.text}`);
+        assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+        assert.equal(res.body.code, 'InvalidLastEventId');
+        assert.doesNotMatch(res.text, /event:|snapshot/);
+      }
+    }
+  });
+
+  it('past the end of a running task\'s log, delivers the events logged next and closes after the terminal one', async function () {
+    const id = await submit('slow', { ms: 60_000 });
+    await stack.waitForStatus(token, id, ['running']);
+    const endAtConnect = await stack.world.events.lastSeq(id);
+    const channel = `${stack.config.redisPrefix}task-events:${id}`;
+    const reading = readEvents(`${stack.url}/v1/tasks/${id}/events`, { token, lastEventId: '1000', timeoutMs: 30_000 });
+    // Once the stream has subscribed, everything logged from then on must reach it.
+    await until(async () => (await numsub(observer, channel)) === 1, 'the stream\'s subscription');
+    const cancel = await stack.api('POST', `/v1/tasks/${id}/cancel`, { token });
+    assert.equal(cancel.status, 202, cancel.text);
+    const read = await reading;
+    assert.equal(read.closedByServer, true, 'the stream closes after the terminal event');
+    assert.equal(read.events[0]!.event, 'snapshot');
+    const logged = read.events.slice(1);
+    assert.ok(logged.length >= 1, 'live events arrived');
+    assert.ok(logged.every((e) => Number(e.id) > endAtConnect), `ids ${logged.map((e) => e.id).join(',')} after ${endAtConnect}`);
+    assert.deepEqual(logged.map((e) => Number(e.id)), logged.map((_, i) => endAtConnect + 1 + i), 'no gaps');
+    assert.equal(logged.at(-1)!.event, 'status');
+    assert.equal(logged.at(-1)!.data.status, 'canceled');
+    assert.equal(Number(logged.at(-1)!.id), await stack.world.events.lastSeq(id));
   });
 });

@@ -30,6 +30,13 @@ export async function createTestDb(label = 't'): Promise<TestDb> {
       const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
       await admin.connect();
       try {
+        // pool.end() resolves before the server has seen its connections close; forcing the drop then kills them
+        // mid-close, and the pool re-emits that as an uncaught error in whichever test runs next.
+        for (let i = 0; i < 100; i++) {
+          const { rows } = await admin.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+          if (rows[0]!.n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
         await admin.query(`drop database if exists "${name}" with (force)`);
       } finally {
         await admin.end();

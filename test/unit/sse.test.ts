@@ -222,20 +222,25 @@ describe('openEventStream', () => {
 });
 
 describe('parseLastEventId', () => {
-  it('accepts absent and non-negative safe integers', () => {
+  it('accepts absent and integers from 0 to the largest event seq', () => {
     assert.equal(parseLastEventId(undefined), undefined);
     assert.equal(parseLastEventId(''), undefined);
     assert.equal(parseLastEventId('0'), 0);
+    assert.equal(parseLastEventId('007'), 7);
     assert.equal(parseLastEventId('12345'), 12345);
-    assert.equal(parseLastEventId(String(Number.MAX_SAFE_INTEGER)), Number.MAX_SAFE_INTEGER);
+    assert.equal(parseLastEventId('2147483647'), 2147483647);
   });
 
-  it('throws a 400 Problem for anything else', () => {
-    for (const bad of ['-1', '1.5', '1e3', ' 7', 'abc', '9007199254740992', '0x10', '99999999999999999999']) {
+  it('throws a 400 Problem for anything else, including ids past the seq column', () => {
+    const bad: Array<string | string[]> = [
+      '-1', '1.5', '1e3', ' 7', 'abc', '0x10', '٣', '2147483648', '4294967296', '9007199254740991', '9007199254740992',
+      '99999999999999999999', '9'.repeat(400), ['1', '2'], [],
+    ];
+    for (const value of bad) {
       assert.throws(
-        () => parseLastEventId(bad),
+        () => parseLastEventId(value),
         (err: unknown) => err instanceof Problem && err.status === 400 && err.code === 'InvalidLastEventId',
-        bad,
+        JSON.stringify(value),
       );
     }
   });

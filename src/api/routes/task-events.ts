@@ -7,14 +7,14 @@ import { openEventStream, parseLastEventId } from '../sse.ts';
 
 /**
  * SSE: a `snapshot` of the task first (no id, so it never moves the client's Last-Event-ID), then every logged
- * event after Last-Event-ID with `id:` = its seq, live, until the terminal status event.
+ * event after Last-Event-ID with `id:` = its seq, live, until the terminal status event. A Last-Event-ID past the
+ * end of the log replays nothing; for a finished task the stream then closes right after the snapshot.
  */
 export function taskEventRoutes(deps: { tasks: TaskService; feed: TaskEventFeed; heartbeatMs: number; openStream: (userId: string) => Promise<StreamSlot> }) {
   const router = new Router<AppState>({ prefix: '/v1/tasks' });
 
   router.get('/:id/events', async (ctx) => {
-    const header = ctx.get('Last-Event-ID') || (typeof ctx.query.lastEventId === 'string' ? ctx.query.lastEventId : undefined);
-    const after = parseLastEventId(header) ?? 0;
+    const after = parseLastEventId(ctx.get('Last-Event-ID') || ctx.query.lastEventId) ?? 0;
     const task = await deps.tasks.get(ctx.state.user.id, ctx.params.id!);
     // The stream holds one of the user's slots until it closes; the heartbeat keeps the slot's lease alive.
     const slot = await deps.openStream(ctx.state.user.id);
