@@ -57,6 +57,8 @@ describe('worker killed mid-dispatch', function () {
       TOOL_TIMEOUT: `${c.task.toolTimeoutMs}ms`,
       CONSENT_TIMEOUT: `${c.task.consentTimeoutMs}ms`,
       WORKER_METRICS_PORT: '0',
+      // The MCP server of this test listens on 127.0.0.1.
+      OUTBOUND_ALLOWLIST: '127.0.0.0/8,::1/128',
       LOG_LEVEL: 'info',
       // The run's shared bundle, loaded the way production workers load `orchestrator bundle` output.
       WORKFLOW_BUNDLE: bundlePath,
