@@ -8,7 +8,7 @@ import {
   type TaskState,
   type TaskStatus,
 } from '../../workflows/contracts.ts';
-import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
+import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { LimitExceededError, type Limits } from './limits.ts';
 import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
@@ -22,7 +22,8 @@ export interface TaskRunner {
   start(task: { taskId: string; workflowId: string; projectId: string; tool: string; heavy: boolean; consentToOracle: boolean; requestId?: string }): Promise<void>;
   /** Throws NotAwaitingConsentError when the execution is not waiting for a decision. */
   decideConsent(workflowId: string, decision: ConsentDecision): Promise<TaskState>;
-  cancel(workflowId: string): Promise<void>;
+  /** False when no execution exists under this id (it was never started). */
+  cancel(workflowId: string): Promise<boolean>;
 }
 
 export class NotAwaitingConsentError extends ConflictError {
@@ -42,9 +43,21 @@ export interface TaskView {
   attempts: AttemptRecord[];
   error?: Record<string, unknown>;
   result?: unknown;
+  /** The failed or canceled task this one reruns. */
+  retryOf?: string;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
+}
+
+/** Which tasks a bulk retry reruns. */
+export interface RetryFilter {
+  projectId: string;
+  status?: 'failed' | 'canceled';
+  tool?: string;
+  since?: Date;
+  /** At most this many per call (the route caps it); call again for the rest. */
+  limit: number;
 }
 
 export interface SubmitInput {
@@ -63,16 +76,53 @@ interface Deps {
   events: {
     append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent>;
     appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
+    appendWhen(taskId: string, events: NewEvent[], change: (trx: Db) => Promise<boolean>): Promise<TaskEvent[] | undefined>;
   };
   results: { describe(taskId: string): Promise<ResultView | undefined> };
   onFinished?: (status: TaskStatus) => void;
   /** The per-project cap on active tasks, checked when a new task would be created (never on a replay). */
-  limits?: Pick<Limits, 'activeTasksQuota' | 'activeTasks'>;
+  limits?: Pick<Limits, 'activeTasksQuota' | 'activeTasks'> & Partial<Pick<Limits, 'submission'>>;
+  /** A workflow start that failed: the task stays queued and the reconciler starts it later. */
+  onStartFailed?: (taskId: string, err: unknown) => void;
   /** Problems of the arguments under the tool's declared input schemas; [] when they fit. */
   validateArguments?: (tool: string, schemas: Array<Record<string, unknown>>, args: Record<string, unknown>) => Array<{ path: string; message: string }>;
 }
 
 const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
+const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'canceled'];
+/** Reruns of one bulk retry started at once: enough to overlap round trips, few enough to leave the pool to others. */
+const RERUN_START_CONCURRENCY = 8;
+/** A reconciler round stops after this many starts failed in a row: Temporal is away, the next round tries again. */
+const MAX_FAILED_STARTS_PER_ROUND = 3;
+
+export class TaskNotRetryableError extends ConflictError {
+  constructor(status: string) {
+    super('TaskNotRetryable', `only a failed or canceled task can be retried (status: ${status})`, { taskStatus: status });
+  }
+}
+
+export class AlreadyRetriedError extends ConflictError {
+  constructor(rerunId: string) {
+    super('AlreadyRetried', `the task was already retried as task "${rerunId}"; retry that one instead`, { retriedAs: rerunId });
+  }
+}
+
+/** The events that describe a transition to `state`: an error first when it ends in one, then the status. */
+function transitionEvents(state: TaskState, detail?: Record<string, unknown>): NewEvent[] {
+  const events: NewEvent[] = [];
+  if (state.error && isTerminal(state.status)) events.push({ type: 'error', data: { ...state.error } });
+  events.push({
+    type: 'status',
+    data: {
+      status: state.status,
+      ...(state.target ? { target: state.target } : {}),
+      ...(state.consent !== 'not_needed' ? { consent: state.consent } : {}),
+      ...(state.consentDeadline ? { consentDeadline: state.consentDeadline } : {}),
+      ...(detail ? { detail } : {}),
+    },
+  });
+  return events;
+}
 
 /** Stable JSON (sorted keys) so the same body always hashes the same. */
 function canonical(value: unknown): string {
@@ -101,6 +151,7 @@ function toView(row: repo.TaskRow, result?: ResultView): TaskView {
     attempts: row.attempts as AttemptRecord[],
     ...(row.error ? { error: row.error } : {}),
     ...(result ? { result: result.storage === 'inline' ? result.value : result.pointer } : {}),
+    ...(row.retry_of ? { retryOf: row.retry_of } : {}),
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
     ...(row.finished_at ? { finishedAt: row.finished_at.toISOString() } : {}),
@@ -117,19 +168,83 @@ export function createTaskService(deps: Deps) {
   }
 
   /**
-   * Inserts the task unless the project is at its active-task limit; false when a task with this id exists.
+   * Refuses when the project's active tasks plus `adding` would pass its limit.
    * Count and insert are two statements, not one locked transaction: submissions racing for the project's last slot
    * can overshoot it by as many as run at once. Holding a per-project lock through the commit would make the limit
    * exact but queue every submission to a project behind one commit at a time (one bench run with it: submit p50
    * 1.4× that with limits off).
    */
-  async function insertWithinLimit(values: Parameters<typeof repo.insertTask>[1]): Promise<boolean> {
+  async function checkActiveTasks(projectId: string, adding: number): Promise<void> {
     const limits = deps.limits;
-    if (limits?.activeTasksQuota !== undefined) {
-      const decision = limits.activeTasks(await repo.countActiveTasks(db, values.project_id));
-      if (!decision.allowed) throw new LimitExceededError(decision);
+    if (limits?.activeTasksQuota === undefined) return;
+    const decision = limits.activeTasks((await repo.countActiveTasks(db, projectId)) + adding - 1);
+    if (!decision.allowed) throw new LimitExceededError(decision);
+  }
+
+  /** The task row and its first event, in one transaction; false (and nothing written) when the insert did nothing. */
+  async function insertWithFirstEvent(id: string, insert: (trx: Db) => Promise<boolean>, retryOf?: string): Promise<boolean> {
+    const written = await deps.events.appendWhen(id, [{ type: 'status', data: { status: 'queued', ...(retryOf ? { retryOf } : {}) } }], insert);
+    return written !== undefined;
+  }
+
+  /**
+   * Starts the task's workflow and records that it did. A failed start is not the caller's failure: the task is
+   * stored, so it stays queued and the reconciler starts it (startUnstarted).
+   */
+  async function startWorkflow(row: Pick<repo.TaskRow, 'id' | 'workflow_id' | 'project_id' | 'tool' | 'heavy' | 'consent_to_oracle'>, requestId?: string): Promise<boolean> {
+    try {
+      await deps.runner.start({
+        taskId: row.id,
+        workflowId: row.workflow_id,
+        projectId: row.project_id,
+        tool: row.tool,
+        heavy: row.heavy,
+        consentToOracle: row.consent_to_oracle,
+        requestId,
+      });
+    } catch (err) {
+      deps.onStartFailed?.(row.id, err);
+      return false;
     }
-    return repo.insertTask(db, values);
+    await repo.markWorkflowStarted(db, row.id);
+    return true;
+  }
+
+  /** A new task with the same arguments as `source`, linked to it; undefined when `source` already has a rerun. */
+  async function rerun(userId: string, source: repo.RetrySource, requestId?: string): Promise<string | undefined> {
+    const id = randomUUID();
+    const values = {
+      id,
+      project_id: source.project_id,
+      created_by: userId,
+      tool: source.tool,
+      arguments: JSON.stringify(source.arguments),
+      heavy: source.heavy,
+      consent_to_oracle: source.consent_to_oracle,
+      idempotency_key: null,
+      request_hash: null,
+      workflow_id: `task-${id}`,
+      status: 'queued',
+      target: null,
+      attempts: '[]',
+      error: null,
+      retry_of: source.id,
+    };
+    if (!(await insertWithFirstEvent(id, (trx) => repo.insertRerun(trx, values), source.id))) return undefined;
+    await startWorkflow(values, requestId);
+    return id;
+  }
+
+  /** Ends a task whose workflow never started, unless a start is under way (then the caller cancels the execution). */
+  async function cancelUnstarted(taskId: string): Promise<boolean> {
+    const state: TaskState = { status: 'canceled', attempts: [], consent: 'not_needed', error: { code: 'Canceled', message: 'The task was canceled.' } };
+    const written = await deps.events.appendWhen(taskId, transitionEvents(state), async (trx) => {
+      if (!(await repo.lockUnstartedTask(trx, taskId, { skipLocked: false }))) return false;
+      await repo.updateTaskState(trx, taskId, { status: 'canceled', target: null, attempts: [], error: { ...state.error! }, finished: true });
+      return true;
+    });
+    if (written) deps.onFinished?.('canceled');
+    return written !== undefined;
   }
 
   return {
@@ -152,10 +267,7 @@ export function createTaskService(deps: Deps) {
         .digest('hex');
       const id = opts.idempotencyKey ? idFromKey(userId, opts.idempotencyKey) : randomUUID();
       const workflowId = `task-${id}`;
-
-      // An idempotent replay is answered before any limit: it creates nothing.
-      const existing = opts.idempotencyKey ? await repo.findTask(db, id) : undefined;
-      const created = existing ? false : await insertWithinLimit({
+      const values = {
         id,
         project_id: input.projectId,
         created_by: userId,
@@ -170,26 +282,104 @@ export function createTaskService(deps: Deps) {
         target: null,
         attempts: '[]',
         error: null,
-      });
-      if (!created) {
-        const row = existing ?? (await repo.findTask(db, id));
-        if (!row || row.request_hash !== requestHash) {
-          throw new ConflictError('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
-        }
-      } else {
-        await deps.events.append(id, 'status', { status: 'queued' });
-      }
+      };
 
-      try {
-        // Also on a repeat: if the first attempt stored the task but could not start it, this starts it now.
-        await deps.runner.start({ taskId: id, workflowId, projectId: input.projectId, tool: input.tool, heavy, consentToOracle, requestId: opts.requestId });
-      } catch (err) {
-        if (created && !opts.idempotencyKey) {
-          await this.recordState(id, { status: 'failed', attempts: [], consent: 'not_needed', error: { code: 'StartFailed', message: 'the task could not be started' } });
-        }
-        throw new UnavailableError('SchedulerUnavailable', 'the task scheduler is unavailable; try again shortly', { cause: (err as Error).message });
+      // An idempotent replay is answered before any limit: it creates nothing.
+      let existing = opts.idempotencyKey ? await repo.findTask(db, id) : undefined;
+      let created = false;
+      if (!existing) {
+        await checkActiveTasks(input.projectId, 1);
+        created = await insertWithFirstEvent(id, (trx) => repo.insertTask(trx, values));
+        if (!created) existing = await repo.findTask(db, id);
       }
+      if (!created && (!existing || existing.request_hash !== requestHash)) {
+        throw new ConflictError('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
+      }
+      // Accepted means stored: from here the task runs, whether this start succeeds or the reconciler's does. A
+      // replay whose first attempt stored the task but could not start it starts it now.
+      if (created || (existing!.status === 'queued' && !existing!.workflow_started_at)) await startWorkflow(values, opts.requestId);
       return { task: toView((await repo.findTask(db, id))!), created };
+    },
+
+    /**
+     * Reruns a failed or canceled task as a new task with the same arguments (`retryOf` links them). A task is rerun
+     * once: retrying it again answers AlreadyRetried naming its rerun.
+     */
+    async retry(userId: string, taskId: string, opts: { requestId?: string } = {}): Promise<TaskView> {
+      const source = isUuid(taskId) ? await repo.findVisibleRetrySource(db, userId, taskId) : undefined;
+      if (!source) throw new NotFoundError('Task', taskId);
+      await deps.projects.requireRole(userId, source.project_id, 'member');
+      if (!RETRYABLE_STATUSES.includes(source.status as TaskStatus)) throw new TaskNotRetryableError(source.status);
+      const earlier = await repo.findRerunId(db, source.id);
+      if (earlier) throw new AlreadyRetriedError(earlier);
+      await checkActiveTasks(source.project_id, 1);
+      const id = await rerun(userId, source, opts.requestId);
+      if (!id) throw new AlreadyRetriedError((await repo.findRerunId(db, source.id))!);
+      return toView((await repo.findTask(db, id))!);
+    },
+
+    /**
+     * Reruns the project's failed or canceled tasks matching the filter that have no rerun yet, oldest first, at most
+     * `filter.limit`. Each counts as a submission; over a limit nothing is rerun.
+     */
+    async retryMany(userId: string, filter: RetryFilter, opts: { requestId?: string } = {}): Promise<{ count: number; ids: string[] }> {
+      await deps.projects.requireRole(userId, filter.projectId, 'member');
+      const sources = await repo.listRetryCandidates(db, {
+        projectId: filter.projectId,
+        statuses: filter.status ? [filter.status] : [...RETRYABLE_STATUSES],
+        tool: filter.tool,
+        since: filter.since,
+        limit: filter.limit,
+      });
+      if (sources.length === 0) return { count: 0, ids: [] };
+      if (deps.limits?.submission) {
+        const decision = await deps.limits.submission(userId, sources.length);
+        if (!decision.allowed) throw new LimitExceededError(decision);
+      }
+      await checkActiveTasks(filter.projectId, sources.length);
+      const ids: string[] = [];
+      const queue = [...sources];
+      // A rerun another call made meanwhile comes back undefined and is left out.
+      await Promise.all(
+        Array.from({ length: Math.min(RERUN_START_CONCURRENCY, queue.length) }, async () => {
+          for (let source = queue.shift(); source; source = queue.shift()) {
+            const id = await rerun(userId, source, opts.requestId);
+            if (id) ids.push(id);
+          }
+        }),
+      );
+      return { count: ids.length, ids };
+    },
+
+    /**
+     * Starts the workflows of tasks accepted more than `olderThanMs` ago whose start never happened (the API died
+     * after storing them, or Temporal was away). Safe on several replicas at once: each task is locked while it is
+     * started (others skip it), and a start joins an execution that already exists.
+     */
+    async startUnstarted(opts: { olderThanMs: number; limit: number }): Promise<{ found: number; started: number; failed: number }> {
+      const ids = await repo.findUnstartedTaskIds(db, opts);
+      let started = 0;
+      let failed = 0;
+      let failedInARow = 0;
+      for (const id of ids) {
+        if (failedInARow >= MAX_FAILED_STARTS_PER_ROUND) break;
+        try {
+          const did = await db.transaction().execute(async (trx) => {
+            const row = await repo.lockUnstartedTask(trx, id, { skipLocked: true });
+            if (!row) return false;
+            await deps.runner.start({ taskId: row.id, workflowId: row.workflow_id, projectId: row.project_id, tool: row.tool, heavy: row.heavy, consentToOracle: row.consent_to_oracle });
+            await repo.markWorkflowStarted(trx, id);
+            return true;
+          });
+          if (did) started++;
+          failedInARow = 0;
+        } catch (err) {
+          failed++;
+          failedInARow++;
+          deps.onStartFailed?.(id, err);
+        }
+      }
+      return { found: ids.length, started, failed };
     },
 
     async get(userId: string, taskId: string): Promise<TaskView> {
@@ -227,7 +417,12 @@ export function createTaskService(deps: Deps) {
       const row = await visible(userId, taskId);
       await deps.projects.requireRole(userId, row.project_id, 'member');
       if (isTerminal(row.status)) throw new ConflictError('TaskFinished', `the task already ended (status: ${row.status})`, { taskStatus: row.status });
-      await deps.runner.cancel(row.workflow_id);
+      // Never started: ended here, so the reconciler will not start it. Started meanwhile: its execution is canceled.
+      const ended = (!row.workflow_started_at && (await cancelUnstarted(row.id))) || (await deps.runner.cancel(row.workflow_id));
+      if (!ended) {
+        // Marked started but no execution under its id (a row from before start tracking): nothing else will end it.
+        await this.recordState(row.id, { status: 'canceled', attempts: row.attempts as AttemptRecord[], consent: 'not_needed', error: { code: 'Canceled', message: 'The task was canceled.' } });
+      }
       return toView((await repo.findTask(db, row.id))!);
     },
 
@@ -245,18 +440,7 @@ export function createTaskService(deps: Deps) {
       if (!row) throw new NotFoundError('Task', taskId);
       if (isTerminal(row.status)) return; // a retried write after the end: the log already has it
       const finished = isTerminal(state.status);
-      const events: NewEvent[] = [];
-      if (state.error && finished) events.push({ type: 'error', data: { ...state.error } });
-      events.push({
-        type: 'status',
-        data: {
-          status: state.status,
-          ...(state.target ? { target: state.target } : {}),
-          ...(state.consent !== 'not_needed' ? { consent: state.consent } : {}),
-          ...(state.consentDeadline ? { consentDeadline: state.consentDeadline } : {}),
-          ...(detail ? { detail } : {}),
-        },
-      });
+      const events = transitionEvents(state, detail);
       await deps.events.appendAll(taskId, events, (trx) =>
         repo.updateTaskState(trx, taskId, {
           status: state.status,
