@@ -201,6 +201,11 @@ describe('park and resume: retrying failed and canceled tasks', function () {
       [projectId],
     ];
     for (const body of bad) assertProblem(await stack.api('POST', '/v1/tasks/retry', { token: alice, body }), 400, 'ValidationFailed');
+    // Dates at the edges of what the format allows are valid filters, not server errors.
+    const farFuture = await stack.api('POST', '/v1/tasks/retry', { token: alice, body: { projectId, since: '9999-12-31T23:59:59.999Z' } });
+    assert.deepEqual([farFuture.status, farFuture.body], [200, { count: 0, ids: [] }]);
+    const yearZero = await stack.api('POST', '/v1/tasks/retry', { token: alice, body: { projectId, status: 'failed', tool: 'no-such-tool', since: '0000-01-01T00:00:00Z' } });
+    assert.deepEqual([yearZero.status, yearZero.body], [200, { count: 0, ids: [] }]);
   });
 });
 
