@@ -9,12 +9,14 @@ import {
   type TaskStatus,
 } from '../../workflows/contracts.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
-import { LimitExceededError, type Limits } from './limits.ts';
+import type { Limits } from './limits.ts';
 import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
 import type { Registry } from './registry.ts';
 import type { ResultView } from './results.ts';
 import type { NewEvent, TaskEvent } from './task-events.ts';
+import { createTaskIntake } from './task-intake.ts';
+import { createTaskRetries } from './task-retries.ts';
 import * as repo from './tasks-repository.ts';
 
 /** Starts and steers task executions. Implemented over Temporal; the service knows only this shape. */
@@ -50,16 +52,6 @@ export interface TaskView {
   finishedAt?: string;
 }
 
-/** Which tasks a bulk retry reruns. */
-export interface RetryFilter {
-  projectId: string;
-  status?: 'failed' | 'canceled';
-  tool?: string;
-  since?: Date;
-  /** At most this many per call (the route caps it); call again for the rest. */
-  limit: number;
-}
-
 export interface SubmitInput {
   projectId: string;
   tool: string;
@@ -89,24 +81,6 @@ interface Deps {
 }
 
 const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
-const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'canceled'];
-/** Reruns of one bulk retry started at once: enough to overlap round trips, few enough to leave the pool to others. */
-const RERUN_START_CONCURRENCY = 8;
-/** A reconciler round stops after this many starts failed in a row: Temporal is away, the next round tries again. */
-const MAX_FAILED_STARTS_PER_ROUND = 3;
-
-export class TaskNotRetryableError extends ConflictError {
-  constructor(status: string) {
-    super('TaskNotRetryable', `only a failed or canceled task can be retried (status: ${status})`, { taskStatus: status });
-  }
-}
-
-export class AlreadyRetriedError extends ConflictError {
-  constructor(rerunId: string) {
-    super('AlreadyRetried', `the task was already retried as task "${rerunId}"; retry that one instead`, { retriedAs: rerunId });
-  }
-}
-
 /** The events that describe a transition to `state`: an error first when it ends in one, then the status. */
 function transitionEvents(state: TaskState, detail?: Record<string, unknown>): NewEvent[] {
   const events: NewEvent[] = [];
@@ -160,79 +134,13 @@ function toView(row: repo.TaskRow, result?: ResultView): TaskView {
 
 export function createTaskService(deps: Deps) {
   const { db } = deps;
+  const intake = createTaskIntake(deps);
+  const retries = createTaskRetries({ ...deps, intake });
 
   async function visible(userId: string, taskId: string): Promise<repo.TaskRow> {
     const row = isUuid(taskId) ? await repo.findVisibleTask(db, userId, taskId) : undefined;
     if (!row) throw new NotFoundError('Task', taskId);
     return row;
-  }
-
-  /**
-   * Refuses when the project's active tasks plus `adding` would pass its limit.
-   * Count and insert are two statements, not one locked transaction: submissions racing for the project's last slot
-   * can overshoot it by as many as run at once. Holding a per-project lock through the commit would make the limit
-   * exact but queue every submission to a project behind one commit at a time (one bench run with it: submit p50
-   * 1.4× that with limits off).
-   */
-  async function checkActiveTasks(projectId: string, adding: number): Promise<void> {
-    const limits = deps.limits;
-    if (limits?.activeTasksQuota === undefined) return;
-    const decision = limits.activeTasks((await repo.countActiveTasks(db, projectId)) + adding - 1);
-    if (!decision.allowed) throw new LimitExceededError(decision);
-  }
-
-  /** The task row and its first event, in one transaction; false (and nothing written) when the insert did nothing. */
-  async function insertWithFirstEvent(id: string, insert: (trx: Db) => Promise<boolean>, retryOf?: string): Promise<boolean> {
-    const written = await deps.events.appendWhen(id, [{ type: 'status', data: { status: 'queued', ...(retryOf ? { retryOf } : {}) } }], insert);
-    return written !== undefined;
-  }
-
-  /**
-   * Starts the task's workflow and records that it did. A failed start is not the caller's failure: the task is
-   * stored, so it stays queued and the reconciler starts it (startUnstarted).
-   */
-  async function startWorkflow(row: Pick<repo.TaskRow, 'id' | 'workflow_id' | 'project_id' | 'tool' | 'heavy' | 'consent_to_oracle'>, requestId?: string): Promise<boolean> {
-    try {
-      await deps.runner.start({
-        taskId: row.id,
-        workflowId: row.workflow_id,
-        projectId: row.project_id,
-        tool: row.tool,
-        heavy: row.heavy,
-        consentToOracle: row.consent_to_oracle,
-        requestId,
-      });
-    } catch (err) {
-      deps.onStartFailed?.(row.id, err);
-      return false;
-    }
-    await repo.markWorkflowStarted(db, row.id);
-    return true;
-  }
-
-  /** A new task with the same arguments as `source`, linked to it; undefined when `source` already has a rerun. */
-  async function rerun(userId: string, source: repo.RetrySource, requestId?: string): Promise<string | undefined> {
-    const id = randomUUID();
-    const values = {
-      id,
-      project_id: source.project_id,
-      created_by: userId,
-      tool: source.tool,
-      arguments: JSON.stringify(source.arguments),
-      heavy: source.heavy,
-      consent_to_oracle: source.consent_to_oracle,
-      idempotency_key: null,
-      request_hash: null,
-      workflow_id: `task-${id}`,
-      status: 'queued',
-      target: null,
-      attempts: '[]',
-      error: null,
-      retry_of: source.id,
-    };
-    if (!(await insertWithFirstEvent(id, (trx) => repo.insertRerun(trx, values), source.id))) return undefined;
-    await startWorkflow(values, requestId);
-    return id;
   }
 
   /** Ends a task whose workflow never started, unless a start is under way (then the caller cancels the execution). */
@@ -288,8 +196,8 @@ export function createTaskService(deps: Deps) {
       let existing = opts.idempotencyKey ? await repo.findTask(db, id) : undefined;
       let created = false;
       if (!existing) {
-        await checkActiveTasks(input.projectId, 1);
-        created = await insertWithFirstEvent(id, (trx) => repo.insertTask(trx, values));
+        await intake.checkActiveTasks(input.projectId, 1);
+        created = await intake.insertWithFirstEvent(id, (trx) => repo.insertTask(trx, values));
         if (!created) existing = await repo.findTask(db, id);
       }
       if (!created && (!existing || existing.request_hash !== requestHash)) {
@@ -297,90 +205,19 @@ export function createTaskService(deps: Deps) {
       }
       // Accepted means stored: from here the task runs, whether this start succeeds or the reconciler's does. A
       // replay whose first attempt stored the task but could not start it starts it now.
-      if (created || (existing!.status === 'queued' && !existing!.workflow_started_at)) await startWorkflow(values, opts.requestId);
+      if (created || (existing!.status === 'queued' && !existing!.workflow_started_at)) await intake.start(values, opts.requestId);
       return { task: toView((await repo.findTask(db, id))!), created };
     },
 
-    /**
-     * Reruns a failed or canceled task as a new task with the same arguments (`retryOf` links them). A task is rerun
-     * once: retrying it again answers AlreadyRetried naming its rerun.
-     */
+    /** Reruns a failed or canceled task as a new task with the same arguments (`retryOf` links them). */
     async retry(userId: string, taskId: string, opts: { requestId?: string } = {}): Promise<TaskView> {
-      const source = isUuid(taskId) ? await repo.findVisibleRetrySource(db, userId, taskId) : undefined;
-      if (!source) throw new NotFoundError('Task', taskId);
-      await deps.projects.requireRole(userId, source.project_id, 'member');
-      if (!RETRYABLE_STATUSES.includes(source.status as TaskStatus)) throw new TaskNotRetryableError(source.status);
-      const earlier = await repo.findRerunId(db, source.id);
-      if (earlier) throw new AlreadyRetriedError(earlier);
-      await checkActiveTasks(source.project_id, 1);
-      const id = await rerun(userId, source, opts.requestId);
-      if (!id) throw new AlreadyRetriedError((await repo.findRerunId(db, source.id))!);
-      return toView((await repo.findTask(db, id))!);
+      return toView((await repo.findTask(db, await retries.retry(userId, taskId, opts)))!);
     },
 
-    /**
-     * Reruns the project's failed or canceled tasks matching the filter that have no rerun yet, oldest first, at most
-     * `filter.limit`. Each counts as a submission; over a limit nothing is rerun.
-     */
-    async retryMany(userId: string, filter: RetryFilter, opts: { requestId?: string } = {}): Promise<{ count: number; ids: string[] }> {
-      await deps.projects.requireRole(userId, filter.projectId, 'member');
-      const sources = await repo.listRetryCandidates(db, {
-        projectId: filter.projectId,
-        statuses: filter.status ? [filter.status] : [...RETRYABLE_STATUSES],
-        tool: filter.tool,
-        since: filter.since,
-        limit: filter.limit,
-      });
-      if (sources.length === 0) return { count: 0, ids: [] };
-      if (deps.limits?.submission) {
-        const decision = await deps.limits.submission(userId, sources.length);
-        if (!decision.allowed) throw new LimitExceededError(decision);
-      }
-      await checkActiveTasks(filter.projectId, sources.length);
-      const ids: string[] = [];
-      const queue = [...sources];
-      // A rerun another call made meanwhile comes back undefined and is left out.
-      await Promise.all(
-        Array.from({ length: Math.min(RERUN_START_CONCURRENCY, queue.length) }, async () => {
-          for (let source = queue.shift(); source; source = queue.shift()) {
-            const id = await rerun(userId, source, opts.requestId);
-            if (id) ids.push(id);
-          }
-        }),
-      );
-      return { count: ids.length, ids };
-    },
+    retryMany: retries.retryMany,
 
-    /**
-     * Starts the workflows of tasks accepted more than `olderThanMs` ago whose start never happened (the API died
-     * after storing them, or Temporal was away). Safe on several replicas at once: each task is locked while it is
-     * started (others skip it), and a start joins an execution that already exists.
-     */
-    async startUnstarted(opts: { olderThanMs: number; limit: number }): Promise<{ found: number; started: number; failed: number }> {
-      const ids = await repo.findUnstartedTaskIds(db, opts);
-      let started = 0;
-      let failed = 0;
-      let failedInARow = 0;
-      for (const id of ids) {
-        if (failedInARow >= MAX_FAILED_STARTS_PER_ROUND) break;
-        try {
-          const did = await db.transaction().execute(async (trx) => {
-            const row = await repo.lockUnstartedTask(trx, id, { skipLocked: true });
-            if (!row) return false;
-            await deps.runner.start({ taskId: row.id, workflowId: row.workflow_id, projectId: row.project_id, tool: row.tool, heavy: row.heavy, consentToOracle: row.consent_to_oracle });
-            await repo.markWorkflowStarted(trx, id);
-            return true;
-          });
-          if (did) started++;
-          failedInARow = 0;
-        } catch (err) {
-          failed++;
-          failedInARow++;
-          deps.onStartFailed?.(id, err);
-        }
-      }
-      return { found: ids.length, started, failed };
-    },
+    /** For the reconciler: starts tasks accepted but never started. */
+    startUnstarted: intake.startUnstarted,
 
     async get(userId: string, taskId: string): Promise<TaskView> {
       const row = await visible(userId, taskId);
