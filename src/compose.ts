@@ -17,6 +17,7 @@ import { createResultService } from './core/results.ts';
 import { createSpaceBindings, SpaceBindingUnusableError, tokenTransportAllowed } from './core/space-bindings.ts';
 import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
+import { createTaskReconciler } from './core/task-reconciler.ts';
 import { createTaskService } from './core/tasks.ts';
 import { createUserDirectory } from './core/users.ts';
 import { createDb } from './db/create-db.ts';
@@ -106,13 +107,26 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     hfEndpoint: config.huggingFace.endpoint,
     hfToken: config.huggingFace.token,
   });
-  const results = createResultService({ db, redis, blobs, inlineMaxBytes: config.results.inlineMaxBytes, keyPrefix: prefix });
+  const results = createResultService({
+    db,
+    redis,
+    blobs,
+    inlineMaxBytes: config.results.inlineMaxBytes,
+    keyPrefix: prefix,
+    onCacheError: (op, err, taskId) => {
+      metrics.bestEffortFailures.inc({ op: `result_cache_${op}` });
+      log.warn({ err: (err as Error).message, taskId, op }, 'result cache step skipped; results are read from Postgres');
+    },
+  });
   const events = createTaskEvents({
     db,
     publisher: redis,
     channelPrefix: prefix,
     onPublished: (type) => metrics.eventsPublished.inc({ type }),
-    onPublishError: (err, e) => log.warn({ err: (err as Error).message, taskId: e.taskId, seq: e.seq }, 'event publish failed; followers will catch up from the log'),
+    onPublishError: (err, e) => {
+      metrics.bestEffortFailures.inc({ op: 'event_publish' });
+      log.warn({ err: (err as Error).message, taskId: e.taskId, seq: e.seq }, 'event publish failed; followers will catch up from the log');
+    },
   });
   const feed = createTaskEventFeed({ events, subscriber, channelPrefix: prefix });
   const runner = createTemporalTaskRunner({
@@ -149,6 +163,15 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     validateArguments: argumentValidator.check,
     limits,
     onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
+    onStartFailed: (taskId, err) => log.warn({ taskId, err: (err as Error).message }, 'task stored but its workflow did not start; the reconciler will start it'),
+  });
+  // Built here, started by the processes that run it (src/main.ts): tests start their own when they need one.
+  const reconciler = createTaskReconciler({
+    tasks,
+    log: log.child({ component: 'task-reconciler' }),
+    intervalMs: config.reconciler.intervalMs,
+    graceMs: config.reconciler.graceMs,
+    onStarted: (n) => metrics.tasksReconciled.inc(n),
   });
 
   /**
@@ -224,6 +247,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     events,
     feed,
     tasks,
+    reconciler,
     slots,
     activities,
     checkServerHealth,
@@ -239,6 +263,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       },
     },
     async close() {
+      await reconciler.stop();
       await feed.close();
       await connection.close();
       subscriber.disconnect();

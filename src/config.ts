@@ -69,6 +69,8 @@ const schema = z.object({
   SPACE_POLL_INTERVAL: duration.default(2000),
   REDIS_PREFIX: z.string().regex(/^[\w:.-]*$/).default('orch:'),
   SSE_HEARTBEAT: duration.default(15_000),
+  RECONCILE_INTERVAL: duration.refine((ms) => ms >= 100, 'must be at least 100ms').default(5000),
+  RECONCILE_GRACE: duration.default(15_000),
   ENCRYPTION_KEY: z.string({ error: 'is required (32 bytes as 64 hex characters; `npm start` generates one)' }).regex(ENCRYPTION_KEY_FORMAT, 'must be 32 bytes as 64 hex characters or base64'),
   ENCRYPTION_KEYS_PREVIOUS: encryptionKeyList.default([]),
   MAX_REQUEST_BYTES: int(1024).default(8 * 1024 * 1024),
@@ -126,6 +128,8 @@ export type Config = Readonly<{
     spacePollMs: number;
   }>;
   sseHeartbeatMs: number;
+  /** How often API and worker processes look for accepted tasks never started, and how old such a task must be. */
+  reconciler: Readonly<{ intervalMs: number; graceMs: number }>;
   encryptionKey: string;
   /** Older keys whose sealed values still open until `orchestrator keys rotate` re-seals them. */
   encryptionKeysPrevious: readonly string[];
@@ -206,6 +210,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       spacePollMs: e.SPACE_POLL_INTERVAL,
     }),
     sseHeartbeatMs: e.SSE_HEARTBEAT,
+    reconciler: Object.freeze({ intervalMs: e.RECONCILE_INTERVAL, graceMs: e.RECONCILE_GRACE }),
     encryptionKey: e.ENCRYPTION_KEY,
     encryptionKeysPrevious: Object.freeze([...e.ENCRYPTION_KEYS_PREVIOUS]),
     logLevel: e.LOG_LEVEL,

@@ -199,6 +199,7 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
     stops.push(worker.stop);
     const api = await startApi(world);
     stops.push(api.stop);
+    world.reconciler.start();
 
     const apiUrl = `http://${config.host}:${config.port}`;
     process.stdout.write(
@@ -299,6 +300,7 @@ async function main(argv: string[]): Promise<void> {
       await prepareNamespace(config);
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
       const api = await startApi(world);
+      world.reconciler.start();
       log.info({ port: world.config.port }, 'API listening');
       onSignals(log, async () => {
         await api.stop();
@@ -313,6 +315,7 @@ async function main(argv: string[]): Promise<void> {
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
       const stopMetrics = await serveWorkerMetrics(world);
       const worker = await startWorker(world);
+      world.reconciler.start();
       log.info({ taskQueue: config.temporal.taskQueue }, 'worker running');
       onSignals(log, async () => {
         await worker.stop();

@@ -138,11 +138,11 @@ export function createLimits(deps: {
     blockedIps.set(ip, Date.now() + retryAfterSeconds * 1000);
   };
 
-  async function consume(name: 'requests' | 'submissions' | 'anonymous', key: string): Promise<LimitDecision> {
+  async function consume(name: 'requests' | 'submissions' | 'anonymous', key: string, points = 1): Promise<LimitDecision> {
     const policy = policies[name];
     if (!settings.enabled) return allowAll(policy);
     try {
-      const res = await limiters[name].consume(key);
+      const res = await limiters[name].consume(key, points);
       return { allowed: true, policy, remaining: res.remainingPoints, resetSeconds: Math.ceil(res.msBeforeNext / 1000) };
     } catch (err) {
       if (err instanceof RateLimiterRes) {
@@ -167,8 +167,8 @@ export function createLimits(deps: {
     enabled: settings.enabled,
     /** Authenticated requests per user per window. */
     request: (userId: string) => consume('requests', userId),
-    /** Task submissions per user per window. */
-    submission: (userId: string) => consume('submissions', userId),
+    /** Task submissions per user per window; a bulk retry counts each task it creates (`count`). */
+    submission: (userId: string, count = 1) => consume('submissions', userId, count),
     /** Requests per address that reach no authenticated route, or fail authentication. */
     anonymous: (ip: string) => consume('anonymous', ip),
     /** A refusal when the address is over the anonymous limit (as this process last saw it); no Redis call. */

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
 import type { ResultRef } from '../../workflows/contracts.ts';
+import { bestEffort } from '../lib/best-effort.ts';
 import { BlobNotFoundError, type BlobStore } from './blob-store.ts';
 import { DomainError } from './errors.ts';
 
@@ -120,6 +121,15 @@ export function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** What the Redis cache of results was doing when it failed. */
+export type ResultCacheOp = 'read' | 'write' | 'invalidate';
+
+/**
+ * Results live in Postgres (inline) or the blob store (pointers); Redis only caches inline ones. Every cache step is
+ * best effort: with Redis away, results are stored, published and read from Postgres as if the cache were empty.
+ * A stale entry cannot outlive a failed invalidation in practice: entries are written only once a task succeeded,
+ * and a succeeded task's result never changes.
+ */
 export function createResultService(deps: {
   db: Db;
   redis: Redis;
@@ -127,15 +137,21 @@ export function createResultService(deps: {
   inlineMaxBytes: number;
   cacheTtlSeconds?: number;
   keyPrefix?: string;
+  /** How long a cache step may take before the caller goes on without it (default 1000). */
+  cacheTimeoutMs?: number;
+  onCacheError?: (op: ResultCacheOp, err: unknown, taskId: string) => void;
 }) {
   const { db, redis, blobs, inlineMaxBytes } = deps;
   const ttl = deps.cacheTtlSeconds ?? 3600;
   const prefix = deps.keyPrefix ?? '';
   const cacheKey = (taskId: string) => `${prefix}result:${taskId}`;
+  const cacheTimeoutMs = deps.cacheTimeoutMs ?? 1000;
+  const cache = <T>(op: ResultCacheOp, taskId: string, step: () => Promise<T>) =>
+    bestEffort(`result cache ${op}`, step, { timeoutMs: cacheTimeoutMs, onError: (err) => deps.onCacheError?.(op, err, taskId) });
 
   async function readCache(taskId: string): Promise<(StoredResult & { content: Buffer }) | undefined> {
-    const h = await redis.hgetallBuffer(cacheKey(taskId));
-    if (!h.content || !h.sha256 || !h.size || !h.media_type) return undefined;
+    const h = await cache('read', taskId, () => redis.hgetallBuffer(cacheKey(taskId)));
+    if (!h?.content || !h.sha256 || !h.size || !h.media_type) return undefined;
     return {
       content: h.content,
       location: null,
@@ -147,12 +163,20 @@ export function createResultService(deps: {
 
   async function writeCache(taskId: string, r: StoredResult & { content: Buffer }): Promise<void> {
     const key = cacheKey(taskId);
-    await redis
-      .multi()
-      .del(key)
-      .hset(key, { content: r.content, size: String(r.size), sha256: r.sha256, media_type: r.mediaType })
-      .expire(key, ttl)
-      .exec();
+    await cache('write', taskId, async () => {
+      const replies = await redis
+        .multi()
+        .del(key)
+        .hset(key, { content: r.content, size: String(r.size), sha256: r.sha256, media_type: r.mediaType })
+        .expire(key, ttl)
+        .exec();
+      const failed = replies?.find(([err]) => err);
+      if (failed) throw failed[0];
+    });
+  }
+
+  async function invalidate(taskId: string): Promise<void> {
+    await cache('invalidate', taskId, () => redis.del(cacheKey(taskId)));
   }
 
   /** Inline results come from the cache when they can; the row fills it on a miss. Pointers are never cached. */
@@ -179,7 +203,7 @@ export function createResultService(deps: {
         await upsertStaged(db, taskId, { content, size, sha256, mediaType });
       }
       // A retried dispatch may have replaced an earlier result: never serve the old bytes from the cache.
-      await redis.del(cacheKey(taskId));
+      await invalidate(taskId);
       return { storage: size <= inlineMaxBytes ? 'inline' : 'staged', size, sha256, mediaType };
     },
 
@@ -195,7 +219,7 @@ export function createResultService(deps: {
           await upsertResult(trx, taskId, { content: null, location, size: staged.size, sha256: staged.sha256, mediaType: staged.mediaType });
           await deleteStaged(trx, taskId);
         });
-        await redis.del(cacheKey(taskId));
+        await invalidate(taskId);
       }
       const row = await findResult(db, taskId);
       if (!row) return undefined;

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { TaskStatus } from '../../workflows/contracts.ts';
+import { bestEffort } from '../lib/best-effort.ts';
 import { taskEventChannel, type TaskEvent, type TaskEvents } from './task-events.ts';
 
 const TERMINAL: readonly TaskStatus[] = ['succeeded', 'failed', 'canceled'];
@@ -31,12 +32,15 @@ export function createTaskEventFeed(deps: {
   /** Redis pub/sub is at-most-once (a reconnect or failed publish drops messages), so followers also poll. */
   pollIntervalMs?: number;
   pageSize?: number;
+  /** How long a new follower waits for its subscription before it starts from the log alone (default 2000). */
+  subscribeTimeoutMs?: number;
 }) {
   const { events, subscriber } = deps;
   const prefix = deps.channelPrefix ?? '';
   const channelStart = taskEventChannel(prefix, '');
   const pollMs = deps.pollIntervalMs ?? 5000;
   const pageSize = deps.pageSize ?? 500;
+  const subscribeTimeoutMs = deps.subscribeTimeoutMs ?? 2000;
   const channels = new Map<string, ChannelEntry>();
   /** Each running follow(): how to stop it and when it has finished cleaning up. */
   const running = new Map<AbortController, Promise<void>>();
@@ -74,6 +78,12 @@ export function createTaskEventFeed(deps: {
         }
       });
     return entry.op;
+  }
+
+  /** A subscription that failed (Redis was away) is tried again; until then the follower polls. */
+  function resubscribe(channel: string): void {
+    const entry = channels.get(channel);
+    if (entry && entry.listeners.size > 0 && !entry.subscribed) reconcile(channel, entry).catch(() => undefined);
   }
 
   function addListener(channel: string, listener: Listener): Promise<void> {
@@ -161,7 +171,8 @@ export function createTaskEventFeed(deps: {
       stop.signal.addEventListener('abort', notify);
       try {
         // Subscribe before replaying so an event committed during the replay arrives live instead of being lost.
-        await addListener(channel, listener);
+        // With Redis away the follower still works, from the log alone, and subscribes again on later polls.
+        await bestEffort('subscribe', () => addListener(channel, listener), { timeoutMs: subscribeTimeoutMs, onError: () => undefined });
         await catchUp();
         while (!done && !stopped()) {
           if (pending.length === 0) {
@@ -173,6 +184,7 @@ export function createTaskEventFeed(deps: {
             clearTimeout(timer);
             wake = undefined;
             if (pending.length === 0) {
+              resubscribe(channel);
               await catchUp();
               continue;
             }

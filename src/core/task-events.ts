@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
+import { bestEffort } from '../lib/best-effort.ts';
 import { NotFoundError } from './errors.ts';
 
 /** One entry of a task's ordered log: what SSE replays (`id:` is `seq`) and what audits read. */
@@ -75,11 +76,34 @@ export function createTaskEvents(deps: {
   publisher: Redis;
   channelPrefix?: string;
   onPublished?: (type: string) => void;
-  /** Publishing is best effort (followers also poll); this hears about failures so they can be logged. */
+  /** Publishing is best effort (followers also poll); this hears about failures so they can be logged and counted. */
   onPublishError?: (err: unknown, event: TaskEvent) => void;
+  /** How long an append waits for its publishes before it returns anyway (default 1000). */
+  publishTimeoutMs?: number;
 }) {
   const { db, publisher } = deps;
   const prefix = deps.channelPrefix ?? '';
+  const publishTimeoutMs = deps.publishTimeoutMs ?? 1000;
+
+  /**
+   * The events are committed: a failed publish must not fail the append (a retry would log them twice), and a Redis
+   * that is away must not hold it either. Sent together, in order, on one connection.
+   */
+  async function publish(taskId: string, written: TaskEvent[]): Promise<void> {
+    const channel = taskEventChannel(prefix, taskId);
+    await Promise.all(
+      written.map((event) =>
+        bestEffort(
+          'event publish',
+          async () => {
+            await publisher.publish(channel, JSON.stringify(event));
+            deps.onPublished?.(event.type);
+          },
+          { timeoutMs: publishTimeoutMs, onError: (err) => deps.onPublishError?.(err, event) },
+        ),
+      ),
+    );
+  }
 
   return {
     async append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent> {
@@ -91,20 +115,25 @@ export function createTaskEvents(deps: {
      * a reader never sees the state without its events or the events without the state.
      */
     async appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]> {
-      const written = await db.transaction().execute(async (trx) => {
+      return (await this.appendWhen(taskId, events, async (trx) => {
         await alsoInTransaction?.(trx);
-        return insertNextEvents(trx, taskId, events);
+        return true;
+      }))!;
+    },
+
+    /**
+     * Runs `change` in a transaction and, when it returns true, appends the events in that same transaction; when it
+     * returns false nothing is appended and the result is undefined. Creating a task and logging its first event
+     * this way, neither is ever seen without the other.
+     */
+    async appendWhen(taskId: string, events: NewEvent[], change: (trx: Db) => Promise<boolean>): Promise<TaskEvent[] | undefined> {
+      const written = await db.transaction().execute(async (trx) => {
+        if (!(await change(trx))) return null;
+        return (await insertNextEvents(trx, taskId, events)) ?? false;
       });
-      if (!written) throw new TaskNotFoundError(taskId);
-      // The events are committed: a failed publish must not fail the append (a retry would log them twice).
-      for (const event of written) {
-        try {
-          await publisher.publish(taskEventChannel(prefix, taskId), JSON.stringify(event));
-          deps.onPublished?.(event.type);
-        } catch (err) {
-          deps.onPublishError?.(err, event);
-        }
-      }
+      if (written === null) return undefined;
+      if (written === false) throw new TaskNotFoundError(taskId);
+      await publish(taskId, written);
       return written;
     },
 

@@ -8,13 +8,15 @@ import {
   type TaskState,
   type TaskStatus,
 } from '../../workflows/contracts.ts';
-import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
-import { LimitExceededError, type Limits } from './limits.ts';
+import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
+import type { Limits } from './limits.ts';
 import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
 import type { Registry } from './registry.ts';
 import type { ResultView } from './results.ts';
 import type { NewEvent, TaskEvent } from './task-events.ts';
+import { createTaskIntake } from './task-intake.ts';
+import { createTaskRetries } from './task-retries.ts';
 import * as repo from './tasks-repository.ts';
 
 /** Starts and steers task executions. Implemented over Temporal; the service knows only this shape. */
@@ -22,7 +24,8 @@ export interface TaskRunner {
   start(task: { taskId: string; workflowId: string; projectId: string; tool: string; heavy: boolean; consentToOracle: boolean; requestId?: string }): Promise<void>;
   /** Throws NotAwaitingConsentError when the execution is not waiting for a decision. */
   decideConsent(workflowId: string, decision: ConsentDecision): Promise<TaskState>;
-  cancel(workflowId: string): Promise<void>;
+  /** False when no execution exists under this id (it was never started). */
+  cancel(workflowId: string): Promise<boolean>;
 }
 
 export class NotAwaitingConsentError extends ConflictError {
@@ -42,6 +45,8 @@ export interface TaskView {
   attempts: AttemptRecord[];
   error?: Record<string, unknown>;
   result?: unknown;
+  /** The failed or canceled task this one reruns. */
+  retryOf?: string;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
@@ -63,16 +68,35 @@ interface Deps {
   events: {
     append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent>;
     appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
+    appendWhen(taskId: string, events: NewEvent[], change: (trx: Db) => Promise<boolean>): Promise<TaskEvent[] | undefined>;
   };
   results: { describe(taskId: string): Promise<ResultView | undefined> };
   onFinished?: (status: TaskStatus) => void;
   /** The per-project cap on active tasks, checked when a new task would be created (never on a replay). */
-  limits?: Pick<Limits, 'activeTasksQuota' | 'activeTasks'>;
+  limits?: Pick<Limits, 'activeTasksQuota' | 'activeTasks'> & Partial<Pick<Limits, 'submission'>>;
+  /** A workflow start that failed: the task stays queued and the reconciler starts it later. */
+  onStartFailed?: (taskId: string, err: unknown) => void;
   /** Problems of the arguments under the tool's declared input schemas; [] when they fit. */
   validateArguments?: (tool: string, schemas: Array<Record<string, unknown>>, args: Record<string, unknown>) => Array<{ path: string; message: string }>;
 }
 
 const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
+/** The events that describe a transition to `state`: an error first when it ends in one, then the status. */
+function transitionEvents(state: TaskState, detail?: Record<string, unknown>): NewEvent[] {
+  const events: NewEvent[] = [];
+  if (state.error && isTerminal(state.status)) events.push({ type: 'error', data: { ...state.error } });
+  events.push({
+    type: 'status',
+    data: {
+      status: state.status,
+      ...(state.target ? { target: state.target } : {}),
+      ...(state.consent !== 'not_needed' ? { consent: state.consent } : {}),
+      ...(state.consentDeadline ? { consentDeadline: state.consentDeadline } : {}),
+      ...(detail ? { detail } : {}),
+    },
+  });
+  return events;
+}
 
 /** Stable JSON (sorted keys) so the same body always hashes the same. */
 function canonical(value: unknown): string {
@@ -101,6 +125,7 @@ function toView(row: repo.TaskRow, result?: ResultView): TaskView {
     attempts: row.attempts as AttemptRecord[],
     ...(row.error ? { error: row.error } : {}),
     ...(result ? { result: result.storage === 'inline' ? result.value : result.pointer } : {}),
+    ...(row.retry_of ? { retryOf: row.retry_of } : {}),
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
     ...(row.finished_at ? { finishedAt: row.finished_at.toISOString() } : {}),
@@ -109,6 +134,8 @@ function toView(row: repo.TaskRow, result?: ResultView): TaskView {
 
 export function createTaskService(deps: Deps) {
   const { db } = deps;
+  const intake = createTaskIntake(deps);
+  const retries = createTaskRetries({ ...deps, intake });
 
   async function visible(userId: string, taskId: string): Promise<repo.TaskRow> {
     const row = isUuid(taskId) ? await repo.findVisibleTask(db, userId, taskId) : undefined;
@@ -116,20 +143,16 @@ export function createTaskService(deps: Deps) {
     return row;
   }
 
-  /**
-   * Inserts the task unless the project is at its active-task limit; false when a task with this id exists.
-   * Count and insert are two statements, not one locked transaction: submissions racing for the project's last slot
-   * can overshoot it by as many as run at once. Holding a per-project lock through the commit would make the limit
-   * exact but queue every submission to a project behind one commit at a time (one bench run with it: submit p50
-   * 1.4× that with limits off).
-   */
-  async function insertWithinLimit(values: Parameters<typeof repo.insertTask>[1]): Promise<boolean> {
-    const limits = deps.limits;
-    if (limits?.activeTasksQuota !== undefined) {
-      const decision = limits.activeTasks(await repo.countActiveTasks(db, values.project_id));
-      if (!decision.allowed) throw new LimitExceededError(decision);
-    }
-    return repo.insertTask(db, values);
+  /** Ends a task whose workflow never started, unless a start is under way (then the caller cancels the execution). */
+  async function cancelUnstarted(taskId: string): Promise<boolean> {
+    const state: TaskState = { status: 'canceled', attempts: [], consent: 'not_needed', error: { code: 'Canceled', message: 'The task was canceled.' } };
+    const written = await deps.events.appendWhen(taskId, transitionEvents(state), async (trx) => {
+      if (!(await repo.lockUnstartedTask(trx, taskId, { skipLocked: false }))) return false;
+      await repo.updateTaskState(trx, taskId, { status: 'canceled', target: null, attempts: [], error: { ...state.error! }, finished: true });
+      return true;
+    });
+    if (written) deps.onFinished?.('canceled');
+    return written !== undefined;
   }
 
   return {
@@ -152,10 +175,7 @@ export function createTaskService(deps: Deps) {
         .digest('hex');
       const id = opts.idempotencyKey ? idFromKey(userId, opts.idempotencyKey) : randomUUID();
       const workflowId = `task-${id}`;
-
-      // An idempotent replay is answered before any limit: it creates nothing.
-      const existing = opts.idempotencyKey ? await repo.findTask(db, id) : undefined;
-      const created = existing ? false : await insertWithinLimit({
+      const values = {
         id,
         project_id: input.projectId,
         created_by: userId,
@@ -170,27 +190,34 @@ export function createTaskService(deps: Deps) {
         target: null,
         attempts: '[]',
         error: null,
-      });
-      if (!created) {
-        const row = existing ?? (await repo.findTask(db, id));
-        if (!row || row.request_hash !== requestHash) {
-          throw new ConflictError('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
-        }
-      } else {
-        await deps.events.append(id, 'status', { status: 'queued' });
-      }
+      };
 
-      try {
-        // Also on a repeat: if the first attempt stored the task but could not start it, this starts it now.
-        await deps.runner.start({ taskId: id, workflowId, projectId: input.projectId, tool: input.tool, heavy, consentToOracle, requestId: opts.requestId });
-      } catch (err) {
-        if (created && !opts.idempotencyKey) {
-          await this.recordState(id, { status: 'failed', attempts: [], consent: 'not_needed', error: { code: 'StartFailed', message: 'the task could not be started' } });
-        }
-        throw new UnavailableError('SchedulerUnavailable', 'the task scheduler is unavailable; try again shortly', { cause: (err as Error).message });
+      // An idempotent replay is answered before any limit: it creates nothing.
+      let existing = opts.idempotencyKey ? await repo.findTask(db, id) : undefined;
+      let created = false;
+      if (!existing) {
+        await intake.checkActiveTasks(input.projectId, 1);
+        created = await intake.insertWithFirstEvent(id, (trx) => repo.insertTask(trx, values));
+        if (!created) existing = await repo.findTask(db, id);
       }
+      if (!created && (!existing || existing.request_hash !== requestHash)) {
+        throw new ConflictError('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
+      }
+      // Accepted means stored: from here the task runs, whether this start succeeds or the reconciler's does. A
+      // replay whose first attempt stored the task but could not start it starts it now.
+      if (created || (existing!.status === 'queued' && !existing!.workflow_started_at)) await intake.start(values, opts.requestId);
       return { task: toView((await repo.findTask(db, id))!), created };
     },
+
+    /** Reruns a failed or canceled task as a new task with the same arguments (`retryOf` links them). */
+    async retry(userId: string, taskId: string, opts: { requestId?: string } = {}): Promise<TaskView> {
+      return toView((await repo.findTask(db, await retries.retry(userId, taskId, opts)))!);
+    },
+
+    retryMany: retries.retryMany,
+
+    /** For the reconciler: starts tasks accepted but never started. */
+    startUnstarted: intake.startUnstarted,
 
     async get(userId: string, taskId: string): Promise<TaskView> {
       const row = await visible(userId, taskId);
@@ -227,7 +254,12 @@ export function createTaskService(deps: Deps) {
       const row = await visible(userId, taskId);
       await deps.projects.requireRole(userId, row.project_id, 'member');
       if (isTerminal(row.status)) throw new ConflictError('TaskFinished', `the task already ended (status: ${row.status})`, { taskStatus: row.status });
-      await deps.runner.cancel(row.workflow_id);
+      // Never started: ended here, so the reconciler will not start it. Started meanwhile: its execution is canceled.
+      const ended = (!row.workflow_started_at && (await cancelUnstarted(row.id))) || (await deps.runner.cancel(row.workflow_id));
+      if (!ended) {
+        // Marked started but no execution under its id (a row from before start tracking): nothing else will end it.
+        await this.recordState(row.id, { status: 'canceled', attempts: row.attempts as AttemptRecord[], consent: 'not_needed', error: { code: 'Canceled', message: 'The task was canceled.' } });
+      }
       return toView((await repo.findTask(db, row.id))!);
     },
 
@@ -245,18 +277,7 @@ export function createTaskService(deps: Deps) {
       if (!row) throw new NotFoundError('Task', taskId);
       if (isTerminal(row.status)) return; // a retried write after the end: the log already has it
       const finished = isTerminal(state.status);
-      const events: NewEvent[] = [];
-      if (state.error && finished) events.push({ type: 'error', data: { ...state.error } });
-      events.push({
-        type: 'status',
-        data: {
-          status: state.status,
-          ...(state.target ? { target: state.target } : {}),
-          ...(state.consent !== 'not_needed' ? { consent: state.consent } : {}),
-          ...(state.consentDeadline ? { consentDeadline: state.consentDeadline } : {}),
-          ...(detail ? { detail } : {}),
-        },
-      });
+      const events = transitionEvents(state, detail);
       await deps.events.appendAll(taskId, events, (trx) =>
         repo.updateTaskState(trx, taskId, {
           status: state.status,

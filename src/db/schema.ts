@@ -94,6 +94,10 @@ export interface TasksTable {
   created_at: CreatedAt;
   updated_at: UpdatedAt;
   finished_at: Date | null;
+  /** Set once the task's workflow exists; null on a task accepted but not yet started. */
+  workflow_started_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** The failed or canceled task this one reruns. */
+  retry_of: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ResultsTable {

@@ -39,6 +39,17 @@ export function createMetrics(registry: Registry) {
       labelNames: ['type'],
       registers,
     }),
+    tasksReconciled: new Counter({
+      name: 'orchestrator_tasks_reconciled_total',
+      help: 'Accepted tasks whose workflow the reconciler started because their submission did not',
+      registers,
+    }),
+    bestEffortFailures: new Counter<'op'>({
+      name: 'orchestrator_best_effort_failures_total',
+      help: 'Redis cache writes and event publishes that failed or timed out and were skipped (the work itself went on), by operation',
+      labelNames: ['op'],
+      registers,
+    }),
     rateLimitRejections: new Counter<'limit'>({
       name: 'orchestrator_rate_limit_rejections_total',
       help: 'Requests refused with 429 by a per-tenant limit, by limit',

@@ -1,11 +1,21 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { NotAwaitingConsentError, type TaskRunner } from '../core/tasks.ts';
 import { decideConsentUpdate, searchAttributes, TASK_WORKFLOW_TYPE, type TaskPolicy, type TaskWorkflowInput } from '../../workflows/contracts.ts';
 import type { taskWorkflow } from '../../workflows/task.ts';
 
 /** The TaskRunner the task service uses, over a Temporal client. */
-export function createTemporalTaskRunner(deps: { client: Client; taskQueue: string; policy: TaskPolicy }): TaskRunner {
+export function createTemporalTaskRunner(deps: {
+  client: Client;
+  taskQueue: string;
+  policy: TaskPolicy;
+  /**
+   * A start that has not answered by then gives up (default 10 s): an unreachable Temporal then neither holds a
+   * submission open nor pins the reconciler's row lock; the task stays unstarted and the reconciler tries again.
+   */
+  startTimeoutMs?: number;
+}): TaskRunner {
   const { client } = deps;
+  const startTimeoutMs = deps.startTimeoutMs ?? 10_000;
   return {
     async start(task) {
       const input: TaskWorkflowInput = {
@@ -18,7 +28,7 @@ export function createTemporalTaskRunner(deps: { client: Client; taskQueue: stri
         policy: deps.policy,
       };
       try {
-        await client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
+        await client.withDeadline(Date.now() + startTimeoutMs, () => client.workflow.start<typeof taskWorkflow>(TASK_WORKFLOW_TYPE, {
           taskQueue: deps.taskQueue,
           workflowId: task.workflowId,
           args: [input],
@@ -31,7 +41,7 @@ export function createTemporalTaskRunner(deps: { client: Client; taskQueue: stri
             { key: searchAttributes.projectId, value: task.projectId },
             { key: searchAttributes.tool, value: task.tool },
           ],
-        });
+        }));
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) return;
         throw err;
@@ -49,7 +59,13 @@ export function createTemporalTaskRunner(deps: { client: Client; taskQueue: stri
     },
 
     async cancel(workflowId) {
-      await client.workflow.getHandle(workflowId).cancel();
+      try {
+        await client.workflow.getHandle(workflowId).cancel();
+        return true;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
     },
   };
 }

@@ -81,6 +81,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
       'PATCH /v1/mcps/:id': { oracleUrl: serverB.url },
       'POST /v1/tasks/:id/consent': { grant: true },
       'POST /v1/tasks': { projectId, tool: 'echo', arguments: { text: 'x' } },
+      'POST /v1/tasks/retry': { projectId },
     };
     const open = new Set(['GET /v1/projects', 'POST /v1/projects', 'GET /v1/mcps', 'POST /v1/mcps', 'GET /v1/tasks']);
     let checked = 0;

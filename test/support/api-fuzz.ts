@@ -204,6 +204,23 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
     'GET /v1/tasks/:id/result': task.map((t) => ({ path: `/v1/tasks/${t}/result` })),
     'POST /v1/tasks/:id/consent': fc.tuple(task, body(fc.record({ grant: fc.boolean() }))).map(([t, b]) => ({ path: `/v1/tasks/${t}/consent`, ...b })),
     'POST /v1/tasks/:id/cancel': task.map((t) => ({ path: `/v1/tasks/${t}/cancel` })),
+    'POST /v1/tasks/:id/retry': task.map((t) => ({ path: `/v1/tasks/${t}/retry` })),
+    'POST /v1/tasks/retry': body(
+      fc.record(
+        {
+          projectId: pick(w.projectIds),
+          status: fc.oneof(fc.constantFrom('failed', 'canceled', 'succeeded'), text),
+          tool: toolName,
+          since: fc.oneof(
+            fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+            fc.constantFrom('0000-01-01T00:00:00Z', '9999-12-31T23:59:59.999Z', '2025-01-01T00:00:00+14:00', '2025-02-30T00:00:00Z', '2025-01-01'),
+            text,
+          ),
+          limit: fc.oneof(fc.integer({ min: 1, max: 500 }), num),
+        },
+        { requiredKeys: ['projectId'] },
+      ),
+    ).map((b) => ({ path: '/v1/tasks/retry', ...b })),
     // Not routes of their own: raw bodies that are not JSON at all, or JSON nested far too deep.
     'RAW bodies': fc
       .tuple(fc.constantFrom('/v1/projects', '/v1/tasks', '/v1/mcps'), fc.oneof(fc.string({ maxLength: 50 }), fc.constant(`${'['.repeat(20_000)}${']'.repeat(20_000)}`), fc.constant('{"a":1,"a":2}')))

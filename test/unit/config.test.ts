@@ -21,6 +21,12 @@ describe('loadConfig', function () {
     assert.equal(c.port, 8080);
   });
 
+  it('reads the reconciler interval and grace, refusing an interval that would spin', function () {
+    assert.deepEqual({ ...loadConfig(base).reconciler }, { intervalMs: 5000, graceMs: 15_000 });
+    assert.deepEqual({ ...loadConfig({ ...base, RECONCILE_INTERVAL: '1s', RECONCILE_GRACE: '2m' }).reconciler }, { intervalMs: 1000, graceMs: 120_000 });
+    assert.throws(() => loadConfig({ ...base, RECONCILE_INTERVAL: '10ms' }), /RECONCILE_INTERVAL/);
+  });
+
   it('names every bad variable in one error', function () {
     assert.throws(
       () => loadConfig({ ...base, PORT: 'eighty', MAX_CONCURRENT_JOBS: '0', RESULT_STORE: 's3://bucket', CONSENT_TIMEOUT: 'soon' }),

@@ -130,11 +130,13 @@ describe('createMetrics', () => {
     metrics.rateLimitRejections.inc({ limit: 'requests' });
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name).sort();
     assert.deepEqual(names, [
+      'orchestrator_best_effort_failures_total',
       'orchestrator_dispatch_duration_seconds',
       'orchestrator_dispatches_in_flight',
       'orchestrator_events_published_total',
       'orchestrator_http_request_duration_seconds',
       'orchestrator_rate_limit_rejections_total',
+      'orchestrator_tasks_reconciled_total',
       'orchestrator_tasks_total',
     ]);
     // A second registry gets its own metrics: nothing lives in prom-client's global register.

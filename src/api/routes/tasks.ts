@@ -21,6 +21,15 @@ const listQuery = z.object({
   cursor: z.string().max(200).optional(),
 });
 const consentBody = z.strictObject({ grant: z.boolean() });
+/** Reruns per bulk call at most: enough to resume after an outage, small enough to answer within a request. */
+export const MAX_RETRIES_PER_CALL = 500;
+const retryManyBody = z.strictObject({
+  projectId: z.uuid(),
+  status: z.enum(['failed', 'canceled']).optional(),
+  tool: z.string().min(1).max(200).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  limit: z.number().int().min(1).max(MAX_RETRIES_PER_CALL).default(MAX_RETRIES_PER_CALL),
+});
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export function taskRoutes(deps: { tasks: TaskService; results: ResultService; limitSubmissions: Koa.Middleware }) {
@@ -37,6 +46,21 @@ export function taskRoutes(deps: { tasks: TaskService; results: ResultService; l
     ctx.status = 202;
     ctx.set('Location', `/v1/tasks/${task.id}`);
     if (!created) ctx.set('Idempotent-Replayed', 'true');
+    ctx.body = task;
+  });
+
+  // Each rerun counts as a submission: the service charges the whole batch at once, so no per-request guard here.
+  router.post('/retry', async (ctx) => {
+    const { since, ...filter } = retryManyBody.parse(ctx.request.body);
+    const done = await tasks.retryMany(ctx.state.user.id, { ...filter, ...(since ? { since: new Date(since) } : {}) }, { requestId: ctx.state.requestId });
+    ctx.status = done.count > 0 ? 202 : 200;
+    ctx.body = done;
+  });
+
+  router.post('/:id/retry', deps.limitSubmissions, async (ctx) => {
+    const task = await tasks.retry(ctx.state.user.id, ctx.params.id!, { requestId: ctx.state.requestId });
+    ctx.status = 202;
+    ctx.set('Location', `/v1/tasks/${task.id}`);
     ctx.body = task;
   });
 
