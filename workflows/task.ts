@@ -92,13 +92,12 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
     backoffCoefficient: 2,
     nonRetryableErrorTypes: ['TaskNotFound', 'ResultMissing'],
   };
-  // A staged result is uploaded to the blob store, which can be slow and fail for its own reasons: a regular activity.
-  // Its retries are bounded in time, not attempts: long enough to outlast a database outage, short enough that a
-  // result the store keeps refusing ends as ResultNotStored (the output stays in staging) instead of retrying forever.
+  // A staged result is uploaded to the blob store, which can be slow and fail for its own reasons: a regular activity
+  // whose tries stay capped, so a result the store keeps refusing ends as ResultNotStored (the output stays in
+  // staging) instead of retrying forever.
   const uploader = proxyActivities<Activities>({
     startToCloseTimeout: '30s',
-    scheduleToCloseTimeout: '1h',
-    retry: bookkeepingRetry,
+    retry: { ...bookkeepingRetry, maximumAttempts: 10 },
   });
   // Short Postgres/Redis steps run as local activities: no round trip through the server's task queue.
   const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: bookkeepingRetry });

@@ -97,7 +97,6 @@ describe('light task on the oracle', function () {
       assert.deepEqual(events.slice(-2).map((e) => e.type), ['error', 'status']);
       // The workflow fails too, typed by the task's error code, so the Web UI lists it as Failed.
       const handle = stack.world.client.workflow.getHandle(`task-${submit.body.id}`);
-      assert.equal((await handle.describe()).status.name, 'FAILED');
       await assert.rejects(handle.result(), (err: unknown) => {
         assert.ok(err instanceof WorkflowFailedError);
         assert.ok(err.cause instanceof ApplicationFailure);
@@ -106,6 +105,7 @@ describe('light task on the oracle', function () {
         assert.equal((err.cause.details?.[0] as { status: string }).status, 'failed');
         return true;
       });
+      assert.equal((await handle.describe()).status.name, 'FAILED');
     } finally {
       await stack.api('PATCH', '/v1/mcps/tools', { token, body: { toolTimeouts: { slow: 600_000 } } });
     }
