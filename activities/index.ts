@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../src/lib/logger.ts';
 import type { Metrics } from '../src/lib/metrics.ts';
-import type { ConcurrencySlots } from '../src/core/concurrency-slots.ts';
+import { SlotLostError, type ConcurrencySlots } from '../src/core/concurrency-slots.ts';
 import type { HealthStore } from '../src/core/health-store.ts';
 import type { Registry } from '../src/core/registry.ts';
 import type { ResultService } from '../src/core/results.ts';
@@ -18,7 +18,7 @@ import { isPermanentMcpError } from '../src/integrations/mcp/errors.ts';
 import { probeEndpoint } from '../src/integrations/mcp/probe.ts';
 import { listTools } from '../src/integrations/mcp/list-tools.ts';
 import { legacySseUrlOf, mapSpaceTools, waitForSpace, type SpacesClient } from '../src/integrations/huggingface/spaces.ts';
-import type { ResultRef, RoutePlan, RouteTarget, TaskState } from '../workflows/contracts.ts';
+import { SLOT_LOST, type ResultRef, type RoutePlan, type RouteTarget, type TaskState } from '../workflows/contracts.ts';
 import { toActivityFailure } from './failures.ts';
 
 /** A Space bound by id: what the Hub checks need. The token never leaves the worker. */
@@ -45,7 +45,6 @@ export interface ActivityDeps {
   settings: {
     toolTimeoutMs: number;
     probeTimeoutMs: number;
-    slotPollMs: number;
     heartbeatEveryMs: number;
     spaceStartTimeoutMs: number;
     spacePollMs: number;
@@ -149,7 +148,7 @@ export function createActivities(deps: ActivityDeps) {
           inFlight: await deps.slots.inFlight(o.server.id),
         })),
       );
-      return planRouteRules({ tool: input.tool, heavy: input.heavy, defaultTimeoutMs: settings.toolTimeoutMs }, candidates);
+      return planRouteRules({ tool: input.tool, heavy: input.heavy, defaultTimeoutMs: settings.toolTimeoutMs, probeFreshMs: settings.probeFreshMs }, candidates);
     },
 
     async recordStatus(input: { taskId: string; state: TaskState; detail?: Record<string, unknown> }): Promise<void> {
@@ -163,7 +162,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Throws (retryably) when the target is unhealthy, so the probe gets the same retries as a dispatch. */
     async probe(input: { taskId: string; projectId: string; target: RouteTarget }): Promise<void> {
       const ctx = Context.current();
-      // Under load many tasks probe the same oracle: a handshake that succeeded a moment ago answers for it.
+      // The plan already skips the probe of an oracle fresh at planning; this covers a fallback oracle reached later.
       // A dispatch that fails marks the target unhealthy, so the next task probes for real.
       if (input.target.kind === 'oracle') {
         const recent = await deps.health.read(input.target.serverId, 'oracle');
@@ -185,16 +184,6 @@ export function createActivities(deps: ActivityDeps) {
 
     async tryAcquireSlot(input: { taskId: string; target: RouteTarget }): Promise<boolean> {
       return deps.slots.tryAcquire(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency });
-    },
-
-    /** Waits, heartbeating, until a slot frees up. Long waits are normal here, not failures. */
-    async waitForSlot(input: { taskId: string; target: RouteTarget }): Promise<void> {
-      const ctx = Context.current();
-      for (;;) {
-        if (await deps.slots.tryAcquire(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency })) return;
-        ctx.heartbeat();
-        await ctx.sleep(settings.slotPollMs + Math.floor(Math.random() * settings.slotPollMs));
-      }
     },
 
     async releaseSlot(input: { taskId: string; target: RouteTarget }): Promise<void> {
@@ -221,11 +210,16 @@ export function createActivities(deps: ActivityDeps) {
       };
       if (ctx.info.attempt > 1) emit({ message: `attempt ${ctx.info.attempt} on ${target.kind === 'space' ? 'your Space' : 'the oracle'} (${target.serverName})`, attempt: ctx.info.attempt });
 
+      // The slot was taken by the workflow, maybe a while ago (a queued activity, a retry after a lost worker):
+      // re-enter it, which renews the lease, or hand back to the workflow to wait for one. Then keep renewing it; a
+      // lease lost mid-call stops the call, so the cap is never exceeded unseen.
+      if (!(await deps.slots.tryAcquire(taskId, scope))) throw ApplicationFailure.nonRetryable('the dispatch slot was lost before the call', SLOT_LOST);
+      const lease = deps.slots.keepHeld(taskId, scope, {
+        everyMs: settings.heartbeatEveryMs,
+        onRenewError: (err) => log.warn({ err: { message: (err as Error).message } }, 'slot lease renewal failed'),
+      });
       // Heartbeats keep flowing while a tool is silent, so a lost worker is noticed and cancellation arrives.
-      const beat = setInterval(() => {
-        ctx.heartbeat();
-        deps.slots.renew(taskId, scope).catch((err) => log.warn({ err }, 'slot lease renewal failed'));
-      }, settings.heartbeatEveryMs);
+      const beat = setInterval(() => ctx.heartbeat(), settings.heartbeatEveryMs);
       const started = performance.now();
       deps.metrics.dispatchesInFlight.inc();
       let outcome = 'failed';
@@ -234,7 +228,7 @@ export function createActivities(deps: ActivityDeps) {
         const toolName = await spaceToolName(input.projectId, target, target.tool ?? input.tool, endpoint, toolMap);
         const result = await callTool(endpoint, toolName, args, {
           timeoutMs: target.timeoutMs,
-          signal: ctx.cancellationSignal,
+          signal: AbortSignal.any([ctx.cancellationSignal, lease.signal]),
           onProgress: (p) => {
             ctx.heartbeat(p);
             emit({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.message ? { message: p.message } : {}) });
@@ -252,6 +246,11 @@ export function createActivities(deps: ActivityDeps) {
           outcome = 'canceled';
           throw new CancelledFailure('the task was canceled');
         }
+        if (lease.signal.aborted) {
+          const reason = lease.signal.reason instanceof SlotLostError ? lease.signal.reason.message : 'the dispatch slot was lost';
+          log.warn({ reason }, 'dispatch stopped: slot lost');
+          throw ApplicationFailure.nonRetryable(reason, SLOT_LOST);
+        }
         log.warn({ err: { message: (err as Error).message, name: (err as Error).name } }, 'dispatch failed');
         if (!isPermanentMcpError(err)) {
           await deps.health.record(target.serverId, target.kind, { healthy: false }, healthScope(input.projectId, target)).catch(() => undefined);
@@ -259,6 +258,7 @@ export function createActivities(deps: ActivityDeps) {
         throw toActivityFailure(err);
       } finally {
         clearInterval(beat);
+        lease.stop();
         deps.metrics.dispatchesInFlight.dec();
         deps.metrics.dispatchDuration.observe({ target_kind: target.kind, outcome }, (performance.now() - started) / 1000);
       }

@@ -218,7 +218,6 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     settings: {
       toolTimeoutMs: config.task.toolTimeoutMs,
       probeTimeoutMs: config.task.probeTimeoutMs,
-      slotPollMs: 200,
       heartbeatEveryMs: Math.max(Math.min(config.task.heartbeatTimeoutMs / 3, 5000), 200),
       spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
       spacePollMs: config.task.spacePollMs,

@@ -29,6 +29,11 @@ export interface RouteTarget {
   /** A Space named by id: its Hub runtime stage is read before it is touched. */
   spaceId?: string;
   maxConcurrency?: number;
+  /**
+   * The oracle was seen healthy moments before planning (younger than PROBE_FRESH): the workflow skips the probe
+   * activity when it reaches this target straight away. Decided in planRoute, so replay reads it from history.
+   */
+  fresh?: boolean;
 }
 
 export interface RoutePlan {
@@ -118,5 +123,11 @@ export const SEARCH_ATTRIBUTE_TYPES: Record<string, 'KEYWORD'> = Object.fromEntr
   Object.values(searchAttributes).map((k) => [k.name, 'KEYWORD' as const]),
 );
 
+/**
+ * The dispatch lost its concurrency slot (lease expired or renewals failed) and stopped the call: the workflow waits
+ * for a slot again; it is not a failed attempt.
+ */
+export const SLOT_LOST = 'SlotLost';
+
 /** Error types the dispatch and probe activities raise; the workflow and retry policies key on them. */
-export const NON_RETRYABLE_DISPATCH_ERRORS = ['ToolNotFound', 'InvalidArguments', 'ToolError', 'TargetRejected', 'TaskNotFound', 'ResultTooLarge'];
+export const NON_RETRYABLE_DISPATCH_ERRORS = ['ToolNotFound', 'InvalidArguments', 'ToolError', 'TargetRejected', 'TaskNotFound', 'ResultTooLarge', SLOT_LOST];

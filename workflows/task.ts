@@ -8,6 +8,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -17,6 +18,7 @@ import {
   decideConsentUpdate,
   NON_RETRYABLE_DISPATCH_ERRORS,
   searchAttributes,
+  SLOT_LOST,
   stateQuery,
   type AttemptOutcome,
   type ConsentDecision,
@@ -30,6 +32,18 @@ import {
 
 /** One try and 3 retries, for probes and dispatches alike. */
 const MAX_ATTEMPTS = 4;
+
+/** Bookkeeping retries back off to at most this, however long Postgres or Redis stay away. */
+const BOOKKEEPING_MAX_INTERVAL_MS = 30_000;
+
+/**
+ * Waiting for a dispatch slot: the first retry comes soon, later ones back off to a cap that grows with the time
+ * already waited (a tenth of it, within these bounds), so a short queue moves quickly and a wait of days stays a few
+ * thousand history events.
+ */
+const SLOT_WAIT_FIRST_MS = 250;
+const SLOT_WAIT_CAP_MIN_MS = 2_000;
+const SLOT_WAIT_CAP_MAX_MS = 5 * 60_000;
 
 /**
  * One task: plan a route, then walk it — consent where needed, probe, wait for a concurrency slot, dispatch,
@@ -69,24 +83,30 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
     maximumInterval: policy.retryMaxMs,
     backoffCoefficient: 2,
   };
-  const bookkeeping = proxyActivities<Activities>({
+  // Bookkeeping must outlast an outage of Postgres or Redis: a workflow that gave up would leave its row non-terminal
+  // and its event stream open forever. So no attempt cap, and no scheduleToCloseTimeout (unlimited): each try is
+  // bounded by startToClose, and the backoff is capped so the task resumes soon after the store is back.
+  const bookkeepingRetry = {
+    initialInterval: policy.retryInitialMs,
+    maximumInterval: Math.min(policy.retryMaxMs, BOOKKEEPING_MAX_INTERVAL_MS),
+    backoffCoefficient: 2,
+    nonRetryableErrorTypes: ['TaskNotFound', 'ResultMissing'],
+  };
+  // A staged result is uploaded to the blob store, which can be slow and fail for its own reasons: a regular activity
+  // whose tries stay capped, so a result the store keeps refusing ends as ResultNotStored (the output stays in
+  // staging) instead of retrying forever.
+  const uploader = proxyActivities<Activities>({
     startToCloseTimeout: '30s',
-    retry: { ...retry, maximumAttempts: 10, nonRetryableErrorTypes: ['TaskNotFound'] },
+    retry: { ...bookkeepingRetry, maximumAttempts: 10 },
   });
   // Short Postgres/Redis steps run as local activities: no round trip through the server's task queue.
-  const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: { ...retry, maximumAttempts: 10 } });
+  const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15s', retry: bookkeepingRetry });
   // 3 retries, as for dispatch: a Space that is restarting deserves the same patience as a flaky call.
   const prober = proxyActivities<Activities>({
     // A probe may wait for a sleeping Space to wake, heartbeating while it waits.
     startToCloseTimeout: policy.probeTimeoutMs * 2 + policy.spaceStartTimeoutMs,
     heartbeatTimeout: policy.heartbeatTimeoutMs,
     retry: { ...retry, maximumAttempts: MAX_ATTEMPTS, nonRetryableErrorTypes: ['TargetUnavailable'] },
-  });
-  // Waiting for a slot is not a failure: it never exhausts and never counts against dispatch retries.
-  const slots = proxyActivities<Activities>({
-    startToCloseTimeout: '7 days',
-    heartbeatTimeout: policy.heartbeatTimeoutMs,
-    retry: { initialInterval: '1s', maximumInterval: '10s' },
   });
 
   const setStatus = async (status: TaskStatus, detail?: Record<string, unknown>) => {
@@ -97,10 +117,54 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
   const record = (target: RouteTarget, outcome: AttemptOutcome, reason?: string, tries?: number) => {
     state.attempts.push({ kind: target.kind, server: target.serverName, outcome, reason, tries, at: new Date().toISOString() });
   };
-  const fail = async (error: TaskError): Promise<TaskState> => {
+  /**
+   * Records the failure, then fails the workflow itself, typed by the task's error code. A failed task used to
+   * complete its workflow ("Completed", green, in the Web UI); failing it makes it stand out in the list and lets an
+   * operator filter by status. Nothing retries it: workflows here have no retry policy, and the failure is
+   * non-retryable. The final state rides along as the failure's details, for anyone awaiting the result.
+   */
+  const fail = async (error: TaskError): Promise<never> => {
     state.error = error;
     await setStatus('failed');
-    return state;
+    throw ApplicationFailure.create({ message: error.message, type: error.code, nonRetryable: true, details: [{ ...state }] });
+  };
+
+  /**
+   * Takes a dispatch slot, waiting in the workflow when none is free: a local try, then a durable timer with capped,
+   * jittered backoff (workflow Math.random is seeded, so replay draws the same). No activity executor is held while
+   * waiting, the wait never fails the task and never spends a dispatch retry, and a cancel ends it at the timer.
+   */
+  const acquireSlot = async (target: RouteTarget): Promise<void> => {
+    if (await local.tryAcquireSlot({ taskId: input.taskId, target })) return;
+    await setStatus('queued', { waitingFor: 'a free dispatch slot' });
+    const since = Date.now();
+    let delay = SLOT_WAIT_FIRST_MS;
+    for (;;) {
+      await sleep(Math.round(delay / 2 + (Math.random() * delay) / 2));
+      if (await local.tryAcquireSlot({ taskId: input.taskId, target })) return;
+      const cap = Math.min(SLOT_WAIT_CAP_MAX_MS, Math.max(SLOT_WAIT_CAP_MIN_MS, (Date.now() - since) / 10));
+      delay = Math.min(cap, delay * 2);
+    }
+  };
+
+  /** Dispatches under a slot. A dispatch that lost its slot stopped its call: wait for a slot again and rerun it. */
+  const dispatchUnderSlot = async (target: RouteTarget): Promise<ResultRef> => {
+    const dispatcher = proxyActivities<Activities>({
+      startToCloseTimeout: target.timeoutMs + 30_000,
+      heartbeatTimeout: policy.heartbeatTimeoutMs,
+      cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+      retry: { ...retry, maximumAttempts: MAX_ATTEMPTS, nonRetryableErrorTypes: NON_RETRYABLE_DISPATCH_ERRORS },
+    });
+    for (;;) {
+      await acquireSlot(target);
+      await setStatus('running', { server: target.serverName, kind: target.kind });
+      try {
+        return await dispatcher.dispatch({ taskId: input.taskId, projectId: input.projectId, tool: input.tool, target, requestId: input.requestId });
+      } catch (err) {
+        if (describeFailure(err).type !== SLOT_LOST) throw err;
+        log.warn('dispatch slot lost; waiting for another', { server: target.serverName });
+      }
+    }
   };
 
   try {
@@ -110,7 +174,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
       return await fail({ code: 'NoRoute', message: plan.note ?? `no enabled server offers the tool "${input.tool}"` });
     }
 
-    for (const target of plan.targets) {
+    for (const [index, target] of plan.targets.entries()) {
+      let waitedForConsent = false;
       state.target = { kind: target.kind, server: target.serverName };
       upsertSearchAttributes([{ key: searchAttributes.targetKind, value: target.kind }]);
 
@@ -120,6 +185,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         state.consentDeadline = deadline.toISOString();
         await setStatus('awaiting_consent', { server: target.serverName, deadline: state.consentDeadline });
         const decided = await condition(() => decision !== undefined, policy.consentTimeoutMs);
+        waitedForConsent = true;
         state.consentDeadline = undefined;
         if (!decided) {
           state.consent = 'expired';
@@ -139,32 +205,18 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         }
       }
 
-      const healthy = await probeTarget(prober, input.taskId, input.projectId, target);
+      // An oracle seen healthy just before planning needs no probe — but only when reached at once: after a consent
+      // wait or a failed earlier target, the record planning saw may be stale.
+      const skipProbe = target.fresh === true && index === 0 && !waitedForConsent;
+      const healthy = skipProbe ? ({ ok: true } as const) : await probeTarget(prober, input.taskId, input.projectId, target);
       if (!healthy.ok) {
         record(target, 'unhealthy', healthy.reason, healthy.tries);
         continue;
       }
 
-      if (!(await local.tryAcquireSlot({ taskId: input.taskId, target }))) {
-        await setStatus('queued', { waitingFor: 'a free dispatch slot' });
-        await slots.waitForSlot({ taskId: input.taskId, target });
-      }
       let ref: ResultRef;
       try {
-        await setStatus('running', { server: target.serverName, kind: target.kind });
-        const dispatcher = proxyActivities<Activities>({
-          startToCloseTimeout: target.timeoutMs + 30_000,
-          heartbeatTimeout: policy.heartbeatTimeoutMs,
-          cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-          retry: { ...retry, maximumAttempts: MAX_ATTEMPTS, nonRetryableErrorTypes: NON_RETRYABLE_DISPATCH_ERRORS },
-        });
-        ref = await dispatcher.dispatch({
-          taskId: input.taskId,
-          projectId: input.projectId,
-          tool: input.tool,
-          target,
-          requestId: input.requestId,
-        });
+        ref = await dispatchUnderSlot(target);
       } catch (err) {
         if (isCancellation(err)) throw err;
         const { reason, type, tries } = describeFailure(err);
@@ -172,7 +224,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         if (type === 'TaskNotFound') return await fail({ code: 'TaskNotFound', message: reason });
         continue;
       } finally {
-        // Freed before the result is published, so a finished task never still holds a slot.
+        // Freed before the result is published, so a finished task never still holds a slot. Also after a cancel
+        // while waiting: a try that acquired just before it must not keep the slot until its lease runs out.
         await CancellationScope.nonCancellable(() => local.releaseSlot({ taskId: input.taskId, target }));
       }
       record(target, 'succeeded');
@@ -180,7 +233,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
       try {
         // An inline result is already in Postgres: finishing is quick bookkeeping. A staged one is uploaded,
         // which may be slow and is retried, so it gets a regular activity.
-        const storer = ref.storage === 'staged' ? bookkeeping : local;
+        const storer = ref.storage === 'staged' ? uploader : local;
         await storer.storeResult({ taskId: input.taskId, ref, state: { ...state, status: 'succeeded' } });
       } catch (err) {
         if (isCancellation(err)) throw err;

@@ -26,6 +26,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leaseMs = tonumber(ARGV[2])
 local held = 1
 for i = 1, #KEYS do
+  -- An expired lease is lost even if no one has claimed it yet: renewing it could exceed the cap unseen.
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   if redis.call('ZADD', KEYS[i], 'XX', 'CH', now + leaseMs, ARGV[1]) == 0 and not redis.call('ZSCORE', KEYS[i], ARGV[1]) then
     held = 0
   else
@@ -80,6 +82,7 @@ export function createConcurrencySlots(deps: { redis: Redis; maxGlobal: number; 
   const acquire = script(redis, ACQUIRE);
   const renew = script(redis, RENEW);
   const count = script(redis, COUNT);
+  const renewLease = async (holder: string, scope?: SlotScope) => (await renew(keysFor(scope), [holder, leaseMs])) === 1;
 
   return {
     async tryAcquire(holder: string, scope?: SlotScope): Promise<boolean> {
@@ -88,9 +91,7 @@ export function createConcurrencySlots(deps: { redis: Redis; maxGlobal: number; 
     },
 
     /** Extends the lease. False when it had already expired and been dropped: the slot is no longer held. */
-    async renew(holder: string, scope?: SlotScope): Promise<boolean> {
-      return (await renew(keysFor(scope), [holder, leaseMs])) === 1;
-    },
+    renew: renewLease,
 
     /** Pass the scope used to acquire, so the per-server slot is freed too. */
     async release(holder: string, scope?: SlotScope): Promise<void> {
@@ -102,7 +103,51 @@ export function createConcurrencySlots(deps: { redis: Redis; maxGlobal: number; 
     async inFlight(serverId?: string): Promise<number> {
       return count([serverId === undefined ? globalKey : serverKey(serverId)], []);
     },
+
+    leaseMs,
+
+    /**
+     * Renews the lease every `everyMs` while work runs under it. The returned signal aborts when the lease is lost
+     * (another holder may have the slot) or when renewals have failed for so long that it may have expired: the work
+     * must stop, or the cap would be exceeded unseen. A failed renewal alone is not a loss while the last good one
+     * is younger than the lease.
+     */
+    keepHeld(holder: string, scope: SlotScope | undefined, opts: { everyMs: number; onRenewError?: (err: unknown) => void }) {
+      const lost = new AbortController();
+      let renewedAt = performance.now();
+      let busy = false;
+      const timer = setInterval(() => {
+        if (lost.signal.aborted) return;
+        // A renewal that hangs (Redis unreachable) counts as failing: one interval of margin, as the next try would
+        // come too late.
+        if (performance.now() - renewedAt + opts.everyMs >= leaseMs) {
+          lost.abort(new SlotLostError('the dispatch slot lease could not be renewed in time'));
+          return;
+        }
+        if (busy) return;
+        busy = true;
+        const askedAt = performance.now();
+        renewLease(holder, scope)
+          .then((held) => {
+            if (held) renewedAt = askedAt;
+            else lost.abort(new SlotLostError('the dispatch slot lease was lost'));
+          })
+          .catch((err) => opts.onRenewError?.(err))
+          .finally(() => {
+            busy = false;
+          });
+      }, opts.everyMs);
+      return {
+        signal: lost.signal,
+        stop: () => clearInterval(timer),
+      };
+    },
   };
+}
+
+/** The slot a holder worked under is no longer (surely) its own. */
+export class SlotLostError extends Error {
+  override name = 'SlotLostError';
 }
 
 export type ConcurrencySlots = ReturnType<typeof createConcurrencySlots>;

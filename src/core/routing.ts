@@ -24,6 +24,8 @@ export interface RouteRequest {
   tool: string;
   heavy: boolean;
   defaultTimeoutMs: number;
+  /** An oracle seen healthy more recently than this needs no probe (PROBE_FRESH). */
+  probeFreshMs?: number;
 }
 
 const HEALTH_MEMORY_MS = 60_000;
@@ -48,12 +50,17 @@ export function scoreCandidate(c: RouteCandidate, kind: 'oracle' | 'space'): num
   return load * 10 + latency + c.server.cost;
 }
 
+/** Only the oracle: a Space's probe also reads its Hub stage and wakes it, which a health record cannot stand in for. */
+function isFresh(signal: HealthSignal | undefined, probeFreshMs: number | undefined): boolean {
+  return probeFreshMs !== undefined && !!signal?.healthy && signal.ageMs < probeFreshMs;
+}
+
 interface Scored extends RouteTarget {
   tier: number;
   score: number;
 }
 
-function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boolean, defaultTimeoutMs: number): Scored {
+function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boolean, req: RouteRequest): Scored {
   const url = kind === 'space' ? c.space!.url : c.server.oracleUrl!;
   return {
     kind,
@@ -66,8 +73,9 @@ function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boole
     ...(kind === 'oracle' && c.server.healthPath ? { healthPath: c.server.healthPath } : {}),
     ...(kind === 'space' && c.space?.spaceId ? { spaceId: c.space.spaceId } : {}),
     needsConsent,
-    timeoutMs: c.tool.timeoutMs ?? defaultTimeoutMs,
+    timeoutMs: c.tool.timeoutMs ?? req.defaultTimeoutMs,
     ...(c.server.maxConcurrency ? { maxConcurrency: c.server.maxConcurrency } : {}),
+    ...(kind === 'oracle' && isFresh(c.health?.oracle, req.probeFreshMs) ? { fresh: true } : {}),
     tier: healthTier(c, kind),
     score: scoreCandidate(c, kind),
   };
@@ -83,13 +91,13 @@ function targetsOf(c: RouteCandidate, req: RouteRequest, meantForSpace: boolean)
   const hasSpace = c.server.canRunOnUserSpace && !!c.space;
   if (heavy && c.server.canRunOnUserSpace) {
     const out: Scored[] = [];
-    if (hasSpace) out.push(target(c, 'space', false, req.defaultTimeoutMs));
+    if (hasSpace) out.push(target(c, 'space', false, req));
     // Moving work meant for the user's Space onto platform infrastructure needs the server's leave and the user's consent.
-    if (hasOracle && c.server.fallbackToOracle) out.push(target(c, 'oracle', true, req.defaultTimeoutMs));
+    if (hasOracle && c.server.fallbackToOracle) out.push(target(c, 'oracle', true, req));
     return out;
   }
-  if (hasOracle) return [target(c, 'oracle', meantForSpace, req.defaultTimeoutMs)];
-  if (hasSpace) return [target(c, 'space', false, req.defaultTimeoutMs)];
+  if (hasOracle) return [target(c, 'oracle', meantForSpace, req)];
+  if (hasSpace) return [target(c, 'space', false, req)];
   return [];
 }
 

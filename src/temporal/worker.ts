@@ -29,7 +29,7 @@ export async function createTaskWorker(opts: {
     activities: opts.activities,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { logger: quietBundlerLogger } as never }),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
-    // Slot waits and dispatches are long and mostly idle on I/O; let the worker hold many at once.
+    // Dispatches are long and mostly idle on I/O; let the worker hold many at once (slot waits hold none).
     maxConcurrentLocalActivityExecutions: 100,
   });
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { readEvents } from '../support/sse-client.ts';
 import { startStack, type Stack } from '../support/stack.ts';
@@ -94,6 +95,17 @@ describe('light task on the oracle', function () {
       assert.equal(oracle.callCount('slow'), 4);
       const events = await stack.world.events.list(submit.body.id, 0);
       assert.deepEqual(events.slice(-2).map((e) => e.type), ['error', 'status']);
+      // The workflow fails too, typed by the task's error code, so the Web UI lists it as Failed.
+      const handle = stack.world.client.workflow.getHandle(`task-${submit.body.id}`);
+      await assert.rejects(handle.result(), (err: unknown) => {
+        assert.ok(err instanceof WorkflowFailedError);
+        assert.ok(err.cause instanceof ApplicationFailure);
+        assert.equal(err.cause.type, 'AllTargetsFailed');
+        assert.equal(err.cause.nonRetryable, true);
+        assert.equal((err.cause.details?.[0] as { status: string }).status, 'failed');
+        return true;
+      });
+      assert.equal((await handle.describe()).status.name, 'FAILED');
     } finally {
       await stack.api('PATCH', '/v1/mcps/tools', { token, body: { toolTimeouts: { slow: 600_000 } } });
     }
@@ -102,6 +114,12 @@ describe('light task on the oracle', function () {
   it('a fresh healthy probe stands in for the next one; a failed dispatch makes the next task probe again', async function () {
     const first = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'warm' } } });
     await stack.waitForStatus(token, first.body.id, ['succeeded']);
+    // Right after a healthy probe the plan marks the oracle fresh, and the workflow runs no probe activity at all.
+    const next = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'warm again' } } });
+    await stack.waitForStatus(token, next.body.id, ['succeeded']);
+    const activityTypes = async (id: string) =>
+      ((await stack.world.client.workflow.getHandle(`task-${id}`).fetchHistory()).events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    assert.deepEqual(await activityTypes(next.body.id), ['dispatch'], 'no probe activity');
     oracle.mode = 'down';
     oracle.resetStats();
     try {
@@ -114,6 +132,7 @@ describe('light task on the oracle', function () {
       const third = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'y' } } });
       const unhealthy = await stack.waitForStatus(token, third.body.id, ['succeeded', 'failed']);
       assert.deepEqual(unhealthy.attempts.map((a: any) => [a.outcome, a.tries]), [['unhealthy', 4]], 'probed for real, and found down');
+      assert.deepEqual(await activityTypes(third.body.id), ['probe'], 'a probe activity, as the oracle was last seen failing');
       assert.equal(oracle.rejectedCount(), 4);
     } finally {
       oracle.mode = 'up';

@@ -192,6 +192,9 @@ describe('heavy tasks, the user\'s Space and consent-gated fallback', function (
     assert.equal(cancel.status, 202, cancel.text);
     const done = await stack.waitForStatus(token, id, ['canceled', 'succeeded', 'failed'], 15_000);
     assert.equal(done.status, 'canceled');
+    const handle = stack.world.client.workflow.getHandle(`task-${id}`);
+    await handle.result().catch(() => undefined);
+    assert.equal((await handle.describe()).status.name, 'CANCELLED', 'a canceled task stays Canceled, not Failed');
     for (let i = 0; i < 50 && space.inFlight() > 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(space.inFlight(), 0, 'the in-flight call was aborted');
   });

@@ -1,12 +1,13 @@
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/contracts.ts';
 import { PROJECT_ROOT } from '../../src/compose.ts';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli-binary.ts';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server.ts';
 import { ensureNamespaceReady } from '../../src/temporal/namespace-setup.ts';
 import { bundleWorkflows } from '../../src/temporal/worker.ts';
+import { installQuietRuntime } from './quiet-runtime.ts';
 
 // One in-memory Temporal dev server and one workflow bundle per test run, started on first use.
 
@@ -20,8 +21,7 @@ let started: Promise<{ server: DevServer; shared: SharedTemporal }> | undefined;
 
 export function sharedTemporal(): Promise<SharedTemporal> {
   started ??= (async () => {
-    // The SDK's own logs would interleave with mocha's report; errors still reach stderr.
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    installQuietRuntime();
     const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => process.stderr.write(`${m}\n`) });
     const [server, bundle] = await Promise.all([
       startDevServer({ cliPath: cli, namespace: 'default', uiPort: false, log: () => undefined, readyTimeoutMs: 120_000 }),

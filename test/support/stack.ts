@@ -27,7 +27,7 @@ export interface ApiResponse<T = any> {
  * The whole system for one test file: a fresh database, its own Redis prefix and task queue on the shared Temporal
  * dev server, an in-process worker and the API on a free port — built with the same createWorld as `npm start`.
  */
-export async function startStack(opts: { env?: Record<string, string>; worker?: boolean } = {}) {
+export async function startStack(opts: { env?: Record<string, string>; worker?: boolean; maxConcurrentActivities?: number } = {}) {
   const temporal = await sharedTemporal();
   const testDb: TestDb = await createTestDb('e2e');
   const resultsDir = await mkdtemp(path.join(os.tmpdir(), 'orch-results-'));
@@ -85,6 +85,7 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
       taskQueue: config.temporal.taskQueue,
       activities: world.activities,
       workflowBundle: temporal.bundle,
+      ...(opts.maxConcurrentActivities ? { maxConcurrentActivities: opts.maxConcurrentActivities } : {}),
     });
     workerRun = worker.run();
   }

@@ -108,4 +108,14 @@ describe('routing rules', function () {
     assert.equal(planRoute(req(), [c]).targets[0]!.timeoutMs, 1234);
     assert.equal(planRoute(req(), [candidate('a')]).targets[0]!.timeoutMs, 60_000);
   });
+
+  it('marks an oracle fresh only when seen healthy within PROBE_FRESH, never a Space', function () {
+    const fresh = { tool: 'scan', heavy: false, defaultTimeoutMs: 60_000, probeFreshMs: 2000 };
+    const seen = (healthy: boolean, ageMs: number) => candidate('a', { canRunOnUserSpace: true, space: true, heavyTool: true, fallbackToOracle: true, health: { oracle: { healthy, ageMs }, space: { healthy: true, ageMs: 10 } } });
+    const flags = (plan: ReturnType<typeof planRoute>) => plan.targets.map((t) => `${t.kind}:${t.fresh === true}`);
+    assert.deepEqual(flags(planRoute(fresh, [seen(true, 500)])), ['space:false', 'oracle:true']);
+    assert.deepEqual(flags(planRoute(fresh, [seen(true, 2000)])), ['space:false', 'oracle:false'], 'too old');
+    assert.deepEqual(flags(planRoute(fresh, [seen(false, 10)])), ['space:false', 'oracle:false'], 'seen failing');
+    assert.deepEqual(flags(planRoute(req(), [candidate('a', { health: { oracle: { healthy: true, ageMs: 1 } } })])), ['oracle:false'], 'no PROBE_FRESH given');
+  });
 });
