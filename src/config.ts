@@ -64,6 +64,8 @@ const schema = z.object({
   TOOL_TIMEOUT: duration.default(10 * 60_000),
   PROBE_TIMEOUT: duration.default(5000),
   PROBE_FRESH: duration.default(2000),
+  MCP_SESSIONS: z.enum(['on', 'off']).default('on'),
+  MCP_SESSION_IDLE: duration.default(60_000),
   HEARTBEAT_TIMEOUT: duration.default(30_000),
   SPACE_START_TIMEOUT: duration.default(5 * 60_000),
   SPACE_POLL_INTERVAL: duration.default(2000),
@@ -125,6 +127,8 @@ export type Config = Readonly<{
     spaceStartTimeoutMs: number;
     spacePollMs: number;
   }>;
+  /** Initialized MCP sessions reused across calls to the same endpoint and credentials (off: one per call). */
+  mcpSessions: Readonly<{ enabled: boolean; idleMs: number }>;
   sseHeartbeatMs: number;
   encryptionKey: string;
   /** Older keys whose sealed values still open until `orchestrator keys rotate` re-seals them. */
@@ -205,6 +209,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       spaceStartTimeoutMs: e.SPACE_START_TIMEOUT,
       spacePollMs: e.SPACE_POLL_INTERVAL,
     }),
+    mcpSessions: Object.freeze({ enabled: e.MCP_SESSIONS === 'on', idleMs: e.MCP_SESSION_IDLE }),
     sseHeartbeatMs: e.SSE_HEARTBEAT,
     encryptionKey: e.ENCRYPTION_KEY,
     encryptionKeysPrevious: Object.freeze([...e.ENCRYPTION_KEYS_PREVIOUS]),
