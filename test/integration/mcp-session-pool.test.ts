@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { callTool } from '../../src/integrations/mcp/call-tool.ts';
 import type { ToolProgress } from '../../src/integrations/mcp/call-tool.ts';
 import type { McpEndpoint } from '../../src/integrations/mcp/connect.ts';
-import { McpHttpError, McpUnreachableError } from '../../src/integrations/mcp/errors.ts';
+import { McpAbortedError, McpHttpError, McpUnreachableError } from '../../src/integrations/mcp/errors.ts';
 import { listTools } from '../../src/integrations/mcp/list-tools.ts';
 import { probeEndpoint } from '../../src/integrations/mcp/probe.ts';
 import { createMcpSessionPool, sessionKey, type McpSessionPool, type McpSessionPoolOptions } from '../../src/integrations/mcp/session-pool.ts';
@@ -92,6 +92,22 @@ describe('MCP session pool against real MCP servers', function () {
       assert.equal(server().initializeCount(), 1);
       const tokens = server().seenCallMeta().map((m) => m?.progressToken).filter((t) => t !== undefined);
       assert.equal(new Set(tokens).size, 4, 'each call has its own progress token');
+    });
+  }
+
+  for (const [kind, endpoint, server] of endpoints()) {
+    it(`aborting one call on a shared session stops its tool, and the other call goes on, over ${kind}`, async () => {
+      const sessions = pool();
+      await callTool(endpoint(), 'echo', { text: 'warm' }, { timeoutMs: 5000, sessions });
+      const controller = new AbortController();
+      const aborted = callTool(endpoint(), 'slow', { ms: 5000 }, { timeoutMs: 10_000, sessions, signal: controller.signal }).catch((e: unknown) => e);
+      const other = callTool(endpoint(), 'slow', { ms: 600, steps: 3 }, { timeoutMs: 10_000, sessions });
+      await eventually(() => server().inFlight() === 2);
+      controller.abort();
+      assert.ok((await aborted) instanceof McpAbortedError);
+      await eventually(() => server().inFlight() === 1, 2000);
+      assert.match(text(await other), /^done after/);
+      assert.equal(server().initializeCount(), 1);
     });
   }
 

@@ -64,6 +64,7 @@ export async function callTool(
             // The deadline's remainder: progress cannot extend a call past timeoutMs.
             timeout: deadline.remainingMs(),
           }),
+          deadline.signal,
         );
         try {
           return await raceAbort(Promise.race([request, conn.lost]), deadline.signal);

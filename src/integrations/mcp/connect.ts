@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -29,11 +30,11 @@ export interface McpConnection {
   /** False once `lost` has fired or `close()` was called: a pool must not hand the connection out again. */
   isOpen(): boolean;
   /**
-   * Runs `start` (which issues one request) and tells how handing that request to the server went: `sent` settles
+   * Runs `start` (which issues one request; its HTTP requests are aborted with `signal`) and tells how handing that request to the server went: `sent` settles
    * with undefined once it was accepted, or with the error that kept it from being sent. When the connection is lost
    * mid-call this tells "never reached the server" (safe to retry) from "may be running" (not).
    */
-  sending<T>(start: () => T): { value: T; sent: Promise<unknown> };
+  sending<T>(start: () => T, signal?: AbortSignal): { value: T; sent: Promise<unknown> };
   /**
    * Server notifications, delivered synchronously in arrival order. The SDK's own progress callback runs
    * a microtask late, after a response in the same chunk has already removed it, so the last progress
@@ -51,6 +52,13 @@ export interface Deadline {
 }
 
 const CLIENT_VERSION = '0.1.0';
+
+/**
+ * The signal of the call whose request is being sent. Calls share a session, so aborting one must abort its own HTTP
+ * request only: a stateless server stops a tool when its request goes away (it never sees `notifications/cancelled`,
+ * which arrives as another request).
+ */
+const callSignal = new AsyncLocalStorage<AbortSignal>();
 
 /** One timer and the caller's signal folded into a single signal whose reason says which one fired. */
 export function startDeadline(timeoutMs: number, signal?: AbortSignal): Deadline {
@@ -149,7 +157,15 @@ async function attempt(
   clientName: string,
 ): Promise<McpConnection> {
   const requestInit: RequestInit = endpoint.headers ? { headers: { ...endpoint.headers } } : {};
-  const fetch = endpoint.fetch ? { fetch: endpoint.fetch } : {};
+  const baseFetch: FetchLike = endpoint.fetch ?? globalThis.fetch;
+  const fetch = {
+    fetch: ((input, init) => {
+      const signal = callSignal.getStore();
+      // Already aborted: this is the SDK sending the call's `notifications/cancelled`, which must still go out.
+      if (!signal || signal.aborted) return baseFetch(input, init);
+      return baseFetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+    }) satisfies FetchLike,
+  };
   let lose: (e: unknown) => void = () => {};
   const lost = new Promise<never>((_, reject) => {
     lose = reject;
@@ -221,13 +237,14 @@ async function attempt(
     lost,
     close,
     isOpen: () => !closed && !broken,
-    sending: <T>(start: () => T) => {
+    sending: <T>(start: () => T, signal?: AbortSignal) => {
       let sent: Promise<void> = Promise.resolve();
       capture = (p) => {
         sent = p;
       };
       try {
-        return { value: start(), sent: sent.then(() => undefined, (e: unknown) => e) };
+        const value = signal ? callSignal.run(signal, start) : start();
+        return { value, sent: sent.then(() => undefined, (e: unknown) => e) };
       } finally {
         capture = undefined;
       }
@@ -249,5 +266,7 @@ async function attempt(
  */
 function breaksResponseStream(kind: 'streamable-http' | 'sse', e: Error): boolean {
   if (kind === 'sse') return e instanceof SseError;
-  return /^SSE stream disconnected/.test(e.message);
+  // A call aborted by its own deadline signal (reason McpAbortedError or McpTimeoutError, see startDeadline) cuts only
+  // its own stream; the calls sharing the session go on.
+  return /^SSE stream disconnected/.test(e.message) && !/^SSE stream disconnected: (AbortError|McpAbortedError|McpTimeoutError)\b/.test(e.message);
 }
