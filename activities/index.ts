@@ -15,6 +15,7 @@ import { callTool } from '../src/integrations/mcp/call-tool.ts';
 import type { McpEndpoint } from '../src/integrations/mcp/connect.ts';
 import type { OutboundFetch } from '../src/integrations/outbound-guard.ts';
 import { isPermanentMcpError } from '../src/integrations/mcp/errors.ts';
+import type { McpSessionPool } from '../src/integrations/mcp/session-pool.ts';
 import { probeEndpoint } from '../src/integrations/mcp/probe.ts';
 import { listTools } from '../src/integrations/mcp/list-tools.ts';
 import { legacySseUrlOf, mapSpaceTools, waitForSpace, type SpacesClient } from '../src/integrations/huggingface/spaces.ts';
@@ -40,6 +41,8 @@ export interface ActivityDeps {
   spaces: SpacesClient;
   /** The outbound guard's fetch: every request to an oracle or a Space goes through it. */
   outboundFetch: OutboundFetch;
+  /** Initialized MCP sessions shared by probes, tool discovery and dispatches; without it, one session per call. */
+  sessions?: McpSessionPool;
   metrics: Metrics;
   log: Logger;
   settings: {
@@ -122,7 +125,7 @@ export function createActivities(deps: ActivityDeps) {
     if (target.kind !== 'space' || !target.spaceId) return tool;
     if (toolMap?.[tool]) return toolMap[tool];
     const server = await deps.registry.getById(target.serverId);
-    const offered = await listTools(endpoint, { timeoutMs: settings.probeTimeoutMs * 2 });
+    const offered = await listTools(endpoint, { timeoutMs: settings.probeTimeoutMs * 2, sessions: deps.sessions });
     const mapped = mapSpaceTools(server.tools.map((t) => t.name), offered.map((t) => t.name), target.spaceId);
     await deps.bindings.learnToolMap(projectId, target.serverId, mapped.map, mapped.missing);
     const name = mapped.map[tool];
@@ -174,6 +177,7 @@ export function createActivities(deps: ActivityDeps) {
         healthPath: input.target.healthPath,
         timeoutMs: settings.probeTimeoutMs,
         signal: ctx.cancellationSignal,
+        sessions: deps.sessions,
       });
       await deps.health.record(input.target.serverId, input.target.kind, result, healthScope(input.projectId, input.target));
       if (!result.healthy) {
@@ -229,6 +233,8 @@ export function createActivities(deps: ActivityDeps) {
         const result = await callTool(endpoint, toolName, args, {
           timeoutMs: target.timeoutMs,
           signal: AbortSignal.any([ctx.cancellationSignal, lease.signal]),
+          sessions: deps.sessions,
+          meta: dispatchMeta(taskId, ctx.info.attempt),
           onProgress: (p) => {
             ctx.heartbeat(p);
             emit({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.message ? { message: p.message } : {}) });
@@ -289,5 +295,15 @@ const SPACE_PHASE_MESSAGES: Record<string, (spaceId: string, stage: string) => s
   ready: (id) => `Your Space ${id} is running`,
   unavailable: (id, stage) => `Your Space ${id} is unavailable (${stage})`,
 };
+
+/**
+ * Sent in every tools/call's `_meta` (see README, "For tool authors"): dispatch is at-least-once, so a tool with side
+ * effects can recognise a retry of a call it already ran by the key, which is the same for every try of one task.
+ */
+export const TASK_META_KEY = 'dev.orchestrator/task';
+
+function dispatchMeta(taskId: string, attempt: number): Record<string, unknown> {
+  return { [TASK_META_KEY]: { id: taskId, attempt, idempotencyKey: taskId } };
+}
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -4,6 +4,9 @@
 //
 //   npm run bench -- --n 200 --c 20 --warmup 10 --rounds 2 --submits 100
 //   (or BENCH_N, BENCH_C, BENCH_WARMUP, BENCH_ROUNDS, BENCH_MAX_JOBS, BENCH_SUBMITS)
+//   --rows core,submit,get,sse,consent   which rows to run (default: all; `--rows core` is the quick run)
+//   --sessions on|off                    MCP session reuse in the worker (MCP_SESSIONS), to measure that lever alone
+//   --cpu-prof DIR                       write V8 CPU profiles of the API and worker into DIR (see bench/cpu-summary.ts)
 //
 // The two systems are measured in alternating rounds (baseline, orchestrator, orchestrator, baseline, ...), so a
 // change in machine load during the run weighs on both sides alike.
@@ -31,6 +34,7 @@ import { sharedTemporal, stopSharedTemporal } from '../test/support/shared-tempo
 import { readEvents } from '../test/support/sse-client.ts';
 import { createTestDb, REDIS_TEST_URL, type TestDb } from '../test/support/test-db.ts';
 import type { BaselineActivities, baselineWorkflow } from './baseline-workflow.ts';
+import { consentRow, getTaskRow, sseRow, type RowContext } from './extra-rows.ts';
 import { fmt, procArgv0, procStatusKb, resetPeakRss, runClosedLoop, summarize, type PhaseResult, type Summary } from './stats.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -54,8 +58,16 @@ function options() {
       rounds: { type: 'string' },
       'max-jobs': { type: 'string' },
       submits: { type: 'string' },
+      rows: { type: 'string' },
+      sessions: { type: 'string' },
+      'cpu-prof': { type: 'string' },
     },
   });
+  const rows = new Set((values.rows ?? 'core,submit,get,sse,consent').split(',').map((r) => r.trim()));
+  for (const r of rows) if (!ROWS.includes(r)) throw new Error(`unknown row "${r}" (rows: ${ROWS.join(', ')})`);
+  const sessions = values.sessions ?? 'on';
+  if (sessions !== 'on' && sessions !== 'off') throw new Error(`--sessions must be on or off, got "${sessions}"`);
+  const cpuProf = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
   const n = positiveInt('N', values.n ?? process.env.BENCH_N, 200);
   const c = positiveInt('C', values.c ?? process.env.BENCH_C, 20);
   const warmup = positiveInt('warm-up', values.warmup ?? process.env.BENCH_WARMUP, 10);
@@ -65,8 +77,10 @@ function options() {
   if (rounds > n) throw new Error(`rounds (${rounds}) cannot exceed N (${n})`);
   const submits = positiveInt('submits', values.submits ?? process.env.BENCH_SUBMITS, Math.min(n, 100));
   if (submits < rounds) throw new Error(`submits (${submits}) cannot be fewer than rounds (${rounds})`);
-  return { n, c, warmup, rounds, maxJobs, submits };
+  return { n, c, warmup, rounds, maxJobs, submits, rows, sessions, cpuProf };
 }
+
+const ROWS = ['core', 'submit', 'get', 'sse', 'consent'];
 
 const progress = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
@@ -79,8 +93,9 @@ interface OrchProcess {
 }
 
 /** Runs `node --import tsx src/main.ts <command>` directly (no npm/tsx wrapper), so child.pid is the node process. */
-function spawnOrchestrator(command: 'api' | 'worker', env: Record<string, string>, name: string = command): OrchProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
+function spawnOrchestrator(command: 'api' | 'worker', env: Record<string, string>, name: string = command, cpuProf?: string): OrchProcess {
+  const prof = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.join(cpuProf, name.replace(/\W+/g, '-'))] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'src/main.ts', command], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -150,10 +165,12 @@ async function main(): Promise<number> {
     // --- infrastructure: Temporal dev server, database, MCP server, baseline bundle -----------------------------
     progress('starting the Temporal dev server, a fresh database and the MCP test server');
     stops.push(['Temporal dev server', stopSharedTemporal]);
-    const [temporal, testDb, oracle, baselineBundle, resultsDir] = await Promise.all([
+    const [temporal, testDb, oracle, heavyOracle, baselineBundle, resultsDir] = await Promise.all([
       sharedTemporal(),
       createTestDb('bench').then((d: TestDb) => (stops.push(['database', () => d.drop()]), d)),
       startTestMcpServer({ name: 'bench' }).then((s: TestMcpServer) => (stops.push(['MCP server', () => s.stop()]), s)),
+      // Tools named heavy_*, so the heavy server's tools never compete with the light one's in routing.
+      startTestMcpServer({ name: 'heavy', toolPrefix: 'heavy_' }).then((s: TestMcpServer) => (stops.push(['heavy MCP server', () => s.stop()]), s)),
       bundleWorkflowCode({ workflowsPath: path.join(BENCH_DIR, 'baseline-workflow.ts'), logger: quietLogger }),
       mkdtemp(path.join(os.tmpdir(), 'orch-bench-results-')).then((d) => (stops.push(['results dir', () => rm(d, { recursive: true, force: true })]), d)),
     ]);
@@ -185,6 +202,7 @@ async function main(): Promise<number> {
       RATE_LIMIT_ANONYMOUS: '10000000',
       MAX_ACTIVE_TASKS_PER_PROJECT: '10000000',
       MAX_SSE_STREAMS_PER_USER: '10000000',
+      MCP_SESSIONS: opt.sessions,
     };
     stops.push([
       'redis keys',
@@ -207,8 +225,8 @@ async function main(): Promise<number> {
     });
     env.WORKFLOW_BUNDLE = bundlePath;
     progress('starting the orchestrator worker and API processes');
-    const worker = spawnOrchestrator('worker', env);
-    const api = spawnOrchestrator('api', env);
+    const worker = spawnOrchestrator('worker', env, 'worker', opt.cpuProf);
+    const api = spawnOrchestrator('api', env, 'api', opt.cpuProf);
     const portOff = await freePort();
     const apiOff = spawnOrchestrator('api', { ...env, PORT: String(portOff), RATE_LIMITS: 'off' }, 'api (limits off)');
     processes = [worker, api];
@@ -260,6 +278,7 @@ async function main(): Promise<number> {
     };
     const projectId = (await post('/v1/projects', { name: 'bench' }, 201)).id;
     await post('/v1/mcps', { name: 'bench', oracleUrl: oracle.url }, 201);
+    await post('/v1/mcps', { name: 'heavy', oracleUrl: heavyOracle.url, canRunOnUserSpace: true, fallbackToOracle: true, heavyTools: ['heavy_slow'] }, 201);
 
     // --- the two jobs -------------------------------------------------------------------------------------------
     let slotWaits = 0;
@@ -306,6 +325,7 @@ async function main(): Promise<number> {
     for (const p of processes) if (p.child.exitCode !== null) throw new Error(describeExit(p));
 
     const startupPeakKb = new Map(processes.map((p) => [p.name, procStatusKb(p.pid, 'VmHWM')]));
+    const extra: string[] = [];
     const peakReset = processes.every((p) => resetPeakRss(p.pid));
 
     // --- measured phases: alternating rounds, ABBA order -------------------------------------------------------
@@ -317,7 +337,7 @@ async function main(): Promise<number> {
       into.wallMs += r.wallMs;
       into.failures.push(...r.failures);
     };
-    for (let round = 0; round < opt.rounds; round++) {
+    for (let round = 0; opt.rows.has('core') && round < opt.rounds; round++) {
       const size = Math.floor(opt.n / opt.rounds) + (round < opt.n % opt.rounds ? 1 : 0);
       const order = round % 2 === 0 ? (['baseline', 'orchestrator'] as const) : (['orchestrator', 'baseline'] as const);
       for (const which of order) {
@@ -337,12 +357,14 @@ async function main(): Promise<number> {
       return performance.now() - t0;
     };
     const submitWarmup = Math.min(opt.warmup, 10);
-    progress(`submission latency: warming up both APIs with ${submitWarmup} submissions each`);
-    check('submit warm-up (limits on)', await runClosedLoop(submitWarmup, opt.c, submitOnly(url)));
-    check('submit warm-up (limits off)', await runClosedLoop(submitWarmup, opt.c, submitOnly(urlOff)));
+    if (opt.rows.has('submit')) {
+      progress(`submission latency: warming up both APIs with ${submitWarmup} submissions each`);
+      check('submit warm-up (limits on)', await runClosedLoop(submitWarmup, opt.c, submitOnly(url)));
+      check('submit warm-up (limits off)', await runClosedLoop(submitWarmup, opt.c, submitOnly(urlOff)));
+    }
     const limitsOn: PhaseResult = { latenciesMs: [], wallMs: 0, failures: [] };
     const limitsOff: PhaseResult = { latenciesMs: [], wallMs: 0, failures: [] };
-    for (let round = 0; round < opt.rounds; round++) {
+    for (let round = 0; opt.rows.has('submit') && round < opt.rounds; round++) {
       const size = Math.floor(opt.submits / opt.rounds) + (round < opt.submits % opt.rounds ? 1 : 0);
       const order = round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
       for (const which of order) {
@@ -353,6 +375,30 @@ async function main(): Promise<number> {
     }
     if (apiOff.child.exitCode !== null) throw new Error(describeExit(apiOff));
 
+    // --- further rows: GET throughput, SSE fan-out, parked tasks ------------------------------------------------
+    const redis = new Redis(REDIS_TEST_URL, { maxRetriesPerRequest: 1 });
+    stops.push(['bench redis client', async () => redis.disconnect()]);
+    const rowCtx: RowContext = { url, token, projectId, db: testDb.db, redis, redisPrefix: prefix, apiPid: api.pid, workerPid: worker.pid, rounds: opt.rounds, post, progress };
+    if (opt.rows.has('get')) extra.push(...(await getTaskRow(rowCtx)));
+    let parkedTaskId: string | undefined;
+    if (opt.rows.has('consent')) {
+      const r = await consentRow(rowCtx);
+      extra.push(...r.lines);
+      parkedTaskId = r.parkedTaskId;
+    }
+    if (opt.rows.has('sse')) {
+      if (!parkedTaskId) {
+        parkedTaskId = (await post('/v1/tasks', { projectId, tool: 'heavy_slow', arguments: { ms: 1 } }, 202)).id;
+        for (let i = 0; i < 200; i++) {
+          const row = await testDb.db.selectFrom('tasks').select('status').where('id', '=', parkedTaskId).executeTakeFirst();
+          if (row?.status === 'awaiting_consent') break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      extra.push(...(await sseRow(rowCtx, parkedTaskId)));
+    }
+    for (const p of processes) if (p.child.exitCode !== null) throw new Error(describeExit(p));
+
     // --- report -------------------------------------------------------------------------------------------------
     const b = summarize(base);
     const o = summarize(orch);
@@ -362,7 +408,7 @@ async function main(): Promise<number> {
     const row = (label: string, s: Summary) =>
       `${label.padEnd(28)}${fmt(s.tasksPerSec).padStart(10)}${fmt(s.p50).padStart(10)}${fmt(s.p95).padStart(10)}${fmt(s.p99).padStart(10)}`;
     const ratio = (x: number, y: number) => fmt(x / y, 2);
-    const lines = [
+    const coreLines = [
       '',
       `orchestrator bench — N=${opt.n} tasks, concurrency C=${opt.c}, warm-up ${opt.warmup} tasks each, one Temporal dev server (in-memory)`,
       `  orchestrator: POST /v1/tasks (echo on a local MCP server) → taskWorkflow → result stored; completion read from the SSE stream`,
@@ -384,6 +430,8 @@ async function main(): Promise<number> {
       }),
       `  "measured" = peak during both measured phases (counter reset after warm-up${peakReset ? '' : ' FAILED, so n/a'}); "since start" includes startup (the worker loads a prebuilt workflow bundle).`,
       '',
+    ];
+    const submitLines = [
       `submit p50 with limits on vs off — ${opt.submits} POST /v1/tasks (202) per side at C=${opt.c}, ${opt.rounds} alternating round(s) in ABBA order;`,
       `  two API processes on one database and worker, one with RATE_LIMITS=off (target: on/off ≤ 1.05)`,
       `${''.padEnd(28)}${'p50 ms'.padStart(10)}${'p95 ms'.padStart(10)}`,
@@ -391,6 +439,13 @@ async function main(): Promise<number> {
       `${'limits off'.padEnd(28)}${fmt(sOff.p50).padStart(10)}${fmt(sOff.p95).padStart(10)}`,
       `${'ratio on/off'.padEnd(28)}${ratio(sOn.p50, sOff.p50).padStart(10)}${ratio(sOn.p95, sOff.p95).padStart(10)}`,
       '',
+    ];
+    const lines = [
+      ...(opt.rows.has('core') ? coreLines : ['']),
+      `MCP session reuse (MCP_SESSIONS): ${opt.sessions}`,
+      '',
+      ...(opt.rows.has('submit') ? submitLines : []),
+      ...extra,
     ];
     process.stdout.write(lines.join('\n'));
     await cleanup();

@@ -25,6 +25,7 @@ import { createBlobStore } from './integrations/blob-store-factory.ts';
 import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools, SpaceNotFoundError } from './integrations/huggingface/spaces.ts';
 import { listTools } from './integrations/mcp/list-tools.ts';
 import { probeEndpoint } from './integrations/mcp/probe.ts';
+import { createMcpSessionPool } from './integrations/mcp/session-pool.ts';
 import { createOutboundGuard } from './integrations/outbound-guard.ts';
 import type { Logger } from './lib/logger.ts';
 import { createMetrics } from './lib/metrics.ts';
@@ -202,6 +203,10 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     }
   }
 
+  // Sized for one worker: a handful of sessions per endpoint and credentials, each carrying many concurrent calls.
+  const sessions = config.mcpSessions.enabled
+    ? createMcpSessionPool({ maxPerKey: 4, maxTotal: 256, maxCallsPerSession: 64, idleMs: config.mcpSessions.idleMs, connectTimeoutMs: config.task.probeTimeoutMs })
+    : undefined;
   const activities = createActivities({
     db,
     tasks,
@@ -213,6 +218,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     events,
     spaces,
     outboundFetch: outbound.fetch,
+    ...(sessions ? { sessions } : {}),
     metrics,
     log: log.child({ component: 'activities' }),
     settings: {
@@ -263,6 +269,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     },
     async close() {
       await reconciler.stop();
+      await sessions?.close();
       await feed.close();
       await connection.close();
       subscriber.disconnect();

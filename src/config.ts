@@ -64,6 +64,8 @@ const schema = z.object({
   TOOL_TIMEOUT: duration.default(10 * 60_000),
   PROBE_TIMEOUT: duration.default(5000),
   PROBE_FRESH: duration.default(2000),
+  MCP_SESSIONS: z.enum(['on', 'off']).default('on'),
+  MCP_SESSION_IDLE: duration.default(60_000),
   HEARTBEAT_TIMEOUT: duration.default(30_000),
   SPACE_START_TIMEOUT: duration.default(5 * 60_000),
   SPACE_POLL_INTERVAL: duration.default(2000),
@@ -127,6 +129,8 @@ export type Config = Readonly<{
     spaceStartTimeoutMs: number;
     spacePollMs: number;
   }>;
+  /** Initialized MCP sessions reused across calls to the same endpoint and credentials (off: one per call). */
+  mcpSessions: Readonly<{ enabled: boolean; idleMs: number }>;
   sseHeartbeatMs: number;
   /** How often API and worker processes look for accepted tasks never started, and how old such a task must be. */
   reconciler: Readonly<{ intervalMs: number; graceMs: number }>;
@@ -209,6 +213,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       spaceStartTimeoutMs: e.SPACE_START_TIMEOUT,
       spacePollMs: e.SPACE_POLL_INTERVAL,
     }),
+    mcpSessions: Object.freeze({ enabled: e.MCP_SESSIONS === 'on', idleMs: e.MCP_SESSION_IDLE }),
     sseHeartbeatMs: e.SSE_HEARTBEAT,
     reconciler: Object.freeze({ intervalMs: e.RECONCILE_INTERVAL, graceMs: e.RECONCILE_GRACE }),
     encryptionKey: e.ENCRYPTION_KEY,

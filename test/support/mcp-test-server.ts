@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -31,6 +32,11 @@ export interface TestMcpServerOptions {
    * (a Space's stage shapes what its host answers).
    */
   gate?: (req: IncomingMessage) => undefined | TestMcpGateAnswer;
+  /**
+   * Streamable HTTP with sessions (`Mcp-Session-Id`) instead of stateless: a request naming a session the server
+   * does not know (e.g. after `stop()`/`restart()`) gets 404, as the spec says.
+   */
+  stateful?: boolean;
 }
 
 export interface TestMcpGateAnswer {
@@ -63,6 +69,12 @@ export interface TestMcpServer {
   seenAuthorization(): string[];
   /** Legacy SSE streams currently open (a client that closed properly leaves none). */
   openSseStreams(): number;
+  /** `initialize` requests received (one per MCP session a client opened). */
+  initializeCount(): number;
+  /** HTTP requests received, of any kind. */
+  requestCount(): number;
+  /** The `_meta` of every `tools/call` received, in order (progressToken included). */
+  seenCallMeta(): Array<Record<string, unknown> | undefined>;
   stop(): Promise<void>;
   /** Listen again on the same port. */
   restart(): Promise<void>;
@@ -81,6 +93,9 @@ interface Stats {
   maxInFlight: number;
   authorization: string[];
   rejected: number;
+  initialize: number;
+  requests: number;
+  callMeta: Array<Record<string, unknown> | undefined>;
 }
 
 export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promise<TestMcpServer> {
@@ -88,7 +103,8 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
   const transport = opts.transport ?? 'both';
   const toolPrefix = opts.toolPrefix ?? '';
   const paths = endpointPaths(opts.basePath ?? '/mcp');
-  const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [], rejected: 0 };
+  const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [], rejected: 0, initialize: 0, requests: 0, callMeta: [] };
+  const streamableSessions = new Map<string, StreamableHTTPServerTransport>();
   const sseSessions = new Map<string, SSEServerTransport>();
   const sockets = new Set<Socket>();
 
@@ -112,13 +128,21 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       stats.maxInFlight = stats.inFlight;
       stats.authorization.length = 0;
       stats.rejected = 0;
+      stats.initialize = 0;
+      stats.requests = 0;
+      stats.callMeta.length = 0;
     },
     rejectedCount: () => stats.rejected,
     seenAuthorization: () => [...stats.authorization],
     openSseStreams: () => sseSessions.size,
+    initializeCount: () => stats.initialize,
+    requestCount: () => stats.requests,
+    seenCallMeta: () => [...stats.callMeta],
     stop: async () => {
       for (const t of sseSessions.values()) await t.close().catch(() => {});
       sseSessions.clear();
+      for (const t of streamableSessions.values()) await t.close().catch(() => {});
+      streamableSessions.clear();
       await new Promise<void>((resolve) => {
         http.close(() => resolve());
         for (const s of sockets) s.destroy();
@@ -127,6 +151,15 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     restart: async () => {
       await listen(http, state.port);
     },
+  };
+
+  const observe = (body: unknown): void => {
+    for (const m of Array.isArray(body) ? body : [body]) {
+      if (m === null || typeof m !== 'object') continue;
+      const { method, params } = m as { method?: unknown; params?: { _meta?: Record<string, unknown> } };
+      if (method === 'initialize') stats.initialize++;
+      if (method === 'tools/call') stats.callMeta.push(params?._meta);
+    }
   };
 
   const shouldFailCall = (body: unknown): boolean => {
@@ -140,6 +173,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    stats.requests++;
     const auth = req.headers.authorization;
     if (auth !== undefined) stats.authorization.push(auth);
     const gated = opts.gate?.(req);
@@ -166,11 +200,42 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     const legacy = transport !== 'streamable-http';
     const streamable = transport !== 'sse-only';
 
+    if (paths.streamable.includes(path) && streamable && opts.stateful) {
+      // No standalone stream for server-initiated messages: a session lives only in the server's memory.
+      if (req.method === 'GET') return plain(res, 405, 'method not allowed');
+      const id = req.headers['mcp-session-id'];
+      const known = typeof id === 'string' ? streamableSessions.get(id) : undefined;
+      if (typeof id === 'string' && !known) return plain(res, 404, 'unknown session');
+      const body = req.method === 'POST' ? await readJson(req) : undefined;
+      if (req.method === 'POST') {
+        if (body === undefined) return plain(res, 400, 'invalid JSON');
+        observe(body);
+        if (shouldFailCall(body)) {
+          stats.rejected++;
+          return plain(res, 503, 'tools/call unavailable');
+        }
+      }
+      if (known) return known.handleRequest(req, res, body);
+      const server = buildServer(name, stats, toolPrefix);
+      const t: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (sid) => void streamableSessions.set(sid, t),
+      });
+      t.onclose = () => {
+        if (t.sessionId) streamableSessions.delete(t.sessionId);
+        void server.close();
+      };
+      await server.connect(t);
+      await t.handleRequest(req, res, body);
+      return;
+    }
+
     if (paths.streamable.includes(path) && streamable) {
       // Stateless server: nothing to stream outside a POST, no session to delete.
       if (req.method !== 'POST') return plain(res, 405, 'method not allowed');
       const body = await readJson(req);
       if (body === undefined) return plain(res, 400, 'invalid JSON');
+      observe(body);
       if (shouldFailCall(body)) {
         stats.rejected++;
         return plain(res, 503, 'tools/call unavailable');
@@ -207,6 +272,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       if (!t) return plain(res, 404, 'unknown session');
       const body = await readJson(req);
       if (body === undefined) return plain(res, 400, 'invalid JSON');
+      observe(body);
       if (shouldFailCall(body)) {
         stats.rejected++;
         return plain(res, 503, 'tools/call unavailable');

@@ -1,4 +1,4 @@
-import { connectMcp, raceAbort, startDeadline } from './connect.ts';
+import { raceAbort, startDeadline } from './connect.ts';
 import type { McpEndpoint } from './connect.ts';
 import {
   McpInvalidArgumentsError,
@@ -8,6 +8,7 @@ import {
   stripRpcPrefix,
   toMcpClientError,
 } from './errors.ts';
+import { neverReachedServer, runOnce, type McpSessionPool } from './session-pool.ts';
 
 export interface ToolProgress {
   progress: number;
@@ -21,38 +22,63 @@ export interface ToolCallResult {
   isError?: boolean;
 }
 
+let nextProgressToken = 0;
+
 /**
- * One connection per call: connect, `tools/call`, close. `timeoutMs` bounds the whole thing, connect
- * included; progress notifications keep the SDK's per-request timer alive but never past `timeoutMs`.
+ * `tools/call` on a pooled session (`sessions`) or on a connection of its own. `timeoutMs` bounds the whole thing,
+ * connect included. `meta` goes into the request's `_meta` (e.g. the task's idempotency key).
  */
 export async function callTool(
   endpoint: McpEndpoint,
   name: string,
   args: Record<string, unknown>,
-  opts: { timeoutMs: number; signal?: AbortSignal; onProgress?: (p: ToolProgress) => void },
+  opts: {
+    timeoutMs: number;
+    signal?: AbortSignal;
+    onProgress?: (p: ToolProgress) => void;
+    sessions?: McpSessionPool;
+    meta?: Record<string, unknown>;
+  },
 ): Promise<ToolCallResult> {
   const deadline = startDeadline(opts.timeoutMs, opts.signal);
   const ctx = { signal: deadline.signal, timeoutMs: opts.timeoutMs, tool: name };
   const onProgress = opts.onProgress;
-  let conn;
+  const run = opts.sessions ? opts.sessions.run.bind(opts.sessions) : runOnce;
   try {
-    conn = await connectMcp(endpoint, { signal: deadline.signal, timeoutMs: deadline.remainingMs() });
-    // One call per connection, so every progress notification on it belongs to this call.
-    if (onProgress) {
-      conn.onNotification((method, params) => {
-        if (!deadline.signal.aborted) forwardProgress(method, params, onProgress);
-      });
-    }
-    const request = conn.client.callTool({ name, arguments: args }, undefined, {
-      signal: deadline.signal,
-      timeout: deadline.remainingMs(),
-      resetTimeoutOnProgress: true,
-      maxTotalTimeout: opts.timeoutMs,
-      // Asking for progress makes the SDK send a progress token and reset its timer on each update;
-      // the updates themselves are taken from the connection, in order (see McpConnection.onNotification).
-      ...(onProgress ? { onprogress: () => {} } : {}),
+    const result = await run(endpoint, { signal: deadline.signal, timeoutMs: deadline.remainingMs() }, async (conn) => {
+      // Calls sharing a session are told apart by their progress token, which we choose (not the SDK's request id,
+      // which is not known before sending). Updates are taken from the connection synchronously, in arrival order
+      // (see McpConnection.onNotification), and the listener goes only after the response has arrived, so every
+      // update sent before the result reaches this call.
+      const progressToken = onProgress ? `p${++nextProgressToken}` : undefined;
+      const unsubscribe = progressToken
+        ? conn.onNotification((method, params) => {
+            if (!deadline.signal.aborted && params.progressToken === progressToken) forwardProgress(method, params, onProgress!);
+          })
+        : undefined;
+      try {
+        const _meta = { ...opts.meta, ...(progressToken ? { progressToken } : {}) };
+        const { value: request, sent } = conn.sending(() =>
+          conn.client.callTool({ name, arguments: args, ...(Object.keys(_meta).length > 0 ? { _meta } : {}) }, undefined, {
+            signal: deadline.signal,
+            // The deadline's remainder: progress cannot extend a call past timeoutMs.
+            timeout: deadline.remainingMs(),
+          }),
+          deadline.signal,
+        );
+        try {
+          return await raceAbort(Promise.race([request, conn.lost]), deadline.signal);
+        } catch (err) {
+          // A lost legacy stream hides whether the request left: the POST's own answer says, and it comes before the
+          // tool runs (202), so this wait is one round trip. A Streamable HTTP stream only breaks after it was accepted.
+          if (deadline.signal.aborted || conn.isOpen() || conn.transportUsed !== 'sse') throw err;
+          const sendError = await raceAbort(sent, deadline.signal).catch(() => undefined);
+          throw neverReachedServer(sendError) ? sendError : err;
+        }
+      } finally {
+        unsubscribe?.();
+      }
     });
-    const result = await raceAbort(Promise.race([request, conn.lost]), deadline.signal);
     const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];
     if (result.isError === true) throw toolFailure(name, textOf(content));
     return {
@@ -63,7 +89,6 @@ export async function callTool(
   } catch (e) {
     throw toMcpClientError(e, ctx);
   } finally {
-    await conn?.close();
     deadline.dispose();
   }
 }

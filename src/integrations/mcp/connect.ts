@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -24,14 +25,22 @@ export interface McpEndpoint {
 export interface McpConnection {
   client: Client;
   transportUsed: 'streamable-http' | 'sse';
-  /** Set once the connection can no longer deliver responses (the stream carrying them broke). */
+  /** Set once the connection can no longer deliver responses (the stream carrying them broke, or closed). */
   lost: Promise<never>;
+  /** False once `lost` has fired or `close()` was called: a pool must not hand the connection out again. */
+  isOpen(): boolean;
+  /**
+   * Runs `start` (which issues one request; its HTTP requests are aborted with `signal`) and tells how handing that request to the server went: `sent` settles
+   * with undefined once it was accepted, or with the error that kept it from being sent. When the connection is lost
+   * mid-call this tells "never reached the server" (safe to retry) from "may be running" (not).
+   */
+  sending<T>(start: () => T, signal?: AbortSignal): { value: T; sent: Promise<unknown> };
   /**
    * Server notifications, delivered synchronously in arrival order. The SDK's own progress callback runs
    * a microtask late, after a response in the same chunk has already removed it, so the last progress
-   * updates of a call can go missing there.
+   * updates of a call can go missing there. Returns a function that removes the listener.
    */
-  onNotification(listener: (method: string, params: Record<string, unknown>) => void): void;
+  onNotification(listener: (method: string, params: Record<string, unknown>) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -43,6 +52,13 @@ export interface Deadline {
 }
 
 const CLIENT_VERSION = '0.1.0';
+
+/**
+ * The signal of the call whose request is being sent. Calls share a session, so aborting one must abort its own HTTP
+ * request only: a stateless server stops a tool when its request goes away (it never sees `notifications/cancelled`,
+ * which arrives as another request).
+ */
+const callSignal = new AsyncLocalStorage<AbortSignal>();
 
 /** One timer and the caller's signal folded into a single signal whose reason says which one fired. */
 export function startDeadline(timeoutMs: number, signal?: AbortSignal): Deadline {
@@ -141,7 +157,15 @@ async function attempt(
   clientName: string,
 ): Promise<McpConnection> {
   const requestInit: RequestInit = endpoint.headers ? { headers: { ...endpoint.headers } } : {};
-  const fetch = endpoint.fetch ? { fetch: endpoint.fetch } : {};
+  const baseFetch: FetchLike = endpoint.fetch ?? globalThis.fetch;
+  const fetch = {
+    fetch: ((input, init) => {
+      const signal = callSignal.getStore();
+      // Already aborted: this is the SDK sending the call's `notifications/cancelled`, which must still go out.
+      if (!signal || signal.aborted) return baseFetch(input, init);
+      return baseFetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+    }) satisfies FetchLike,
+  };
   let lose: (e: unknown) => void = () => {};
   const lost = new Promise<never>((_, reject) => {
     lose = reject;
@@ -155,7 +179,7 @@ async function attempt(
     transport = new StreamableHTTPClientTransport(url, {
       requestInit,
       ...fetch,
-      // Our calls are one request per connection: a dropped response stream is reported, not resumed.
+      // A dropped response stream is reported, not resumed: the call fails and the activity's retry decides.
       reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
     });
   }
@@ -164,13 +188,32 @@ async function attempt(
   transport.onmessage = (message) => {
     if (listeners.length === 0 || !('method' in message) || 'id' in message) return;
     const params = (message.params ?? {}) as Record<string, unknown>;
-    for (const listener of listeners) listener(message.method, params);
+    for (const listener of [...listeners]) listener(message.method, params);
+  };
+  // Protocol.request hands its message to transport.send synchronously; `sending` catches that send for one request.
+  let capture: ((sent: Promise<void>) => void) | undefined;
+  const send = transport.send.bind(transport);
+  transport.send = (message, options) => {
+    const sent = send(message, options);
+    if (capture && 'method' in message && 'id' in message) {
+      capture(sent);
+      capture = undefined;
+    }
+    return sent;
   };
   const client = new Client({ name: clientName, version: CLIENT_VERSION }, { capabilities: {} });
   let closed = false;
-  client.onerror = (e) => {
-    if (!closed && breaksResponseStream(kind, e)) lose(new McpUnreachableError('connection lost'));
+  let broken = false;
+  const breakWith = (e: McpUnreachableError) => {
+    if (closed || broken) return;
+    broken = true;
+    lose(e);
   };
+  client.onerror = (e) => {
+    if (breaksResponseStream(kind, e)) breakWith(new McpUnreachableError('connection lost'));
+  };
+  // The legacy stream ending cleanly (server restart) closes the transport: nothing more can arrive on it.
+  client.onclose = () => breakWith(new McpUnreachableError('connection closed'));
   // The legacy SSE transport's start() waits for the `endpoint` event with no timeout of its own.
   const closeOnAbort = () => void transport.close().catch(() => {});
   deadline.signal.addEventListener('abort', closeOnAbort, { once: true });
@@ -188,7 +231,32 @@ async function attempt(
   } finally {
     deadline.signal.removeEventListener('abort', closeOnAbort);
   }
-  return { client, transportUsed: kind, lost, close, onNotification: (l) => void listeners.push(l) };
+  return {
+    client,
+    transportUsed: kind,
+    lost,
+    close,
+    isOpen: () => !closed && !broken,
+    sending: <T>(start: () => T, signal?: AbortSignal) => {
+      let sent: Promise<void> = Promise.resolve();
+      capture = (p) => {
+        sent = p;
+      };
+      try {
+        const value = signal ? callSignal.run(signal, start) : start();
+        return { value, sent: sent.then(() => undefined, (e: unknown) => e) };
+      } finally {
+        capture = undefined;
+      }
+    },
+    onNotification: (l) => {
+      listeners.push(l);
+      return () => {
+        const i = listeners.indexOf(l);
+        if (i >= 0) listeners.splice(i, 1);
+      };
+    },
+  };
 }
 
 /**
@@ -198,5 +266,7 @@ async function attempt(
  */
 function breaksResponseStream(kind: 'streamable-http' | 'sse', e: Error): boolean {
   if (kind === 'sse') return e instanceof SseError;
-  return /^SSE stream disconnected/.test(e.message);
+  // A call aborted by its own deadline signal (reason McpAbortedError or McpTimeoutError, see startDeadline) cuts only
+  // its own stream; the calls sharing the session go on.
+  return /^SSE stream disconnected/.test(e.message) && !/^SSE stream disconnected: (AbortError|McpAbortedError|McpTimeoutError)\b/.test(e.message);
 }

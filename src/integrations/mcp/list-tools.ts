@@ -1,6 +1,7 @@
-import { connectMcp, raceAbort, startDeadline } from './connect.ts';
-import type { McpEndpoint } from './connect.ts';
+import { raceAbort, startDeadline } from './connect.ts';
+import type { Deadline, McpConnection, McpEndpoint } from './connect.ts';
 import { McpProtocolError, toMcpClientError } from './errors.ts';
+import { runOnce, type McpSessionPool } from './session-pool.ts';
 
 export interface DiscoveredTool {
   name: string;
@@ -13,44 +14,46 @@ const MAX_PAGES = 100;
 
 export async function listTools(
   endpoint: McpEndpoint,
-  opts: { timeoutMs: number; signal?: AbortSignal },
+  opts: { timeoutMs: number; signal?: AbortSignal; sessions?: McpSessionPool },
 ): Promise<DiscoveredTool[]> {
   const deadline = startDeadline(opts.timeoutMs, opts.signal);
   const ctx = { signal: deadline.signal, timeoutMs: opts.timeoutMs };
-  let conn;
+  const run = opts.sessions ? opts.sessions.run.bind(opts.sessions) : runOnce;
   try {
-    conn = await connectMcp(endpoint, { signal: deadline.signal, timeoutMs: deadline.remainingMs() });
-    const tools: DiscoveredTool[] = [];
-    const seenCursors = new Set<string>();
-    let cursor: string | undefined;
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const result = await raceAbort(
-        Promise.race([
-          conn.client.listTools(cursor === undefined ? {} : { cursor }, {
-            signal: deadline.signal,
-            timeout: deadline.remainingMs(),
-          }),
-          conn.lost,
-        ]),
-        deadline.signal,
-      );
-      for (const t of result.tools) {
-        tools.push({
-          name: t.name,
-          ...(t.description !== undefined ? { description: t.description } : {}),
-          inputSchema: t.inputSchema as Record<string, unknown>,
-        });
-      }
-      cursor = result.nextCursor;
-      if (cursor === undefined) return tools;
-      if (seenCursors.has(cursor)) throw new McpProtocolError('tools/list repeated a pagination cursor', true);
-      seenCursors.add(cursor);
-    }
-    throw new McpProtocolError(`tools/list did not finish within ${MAX_PAGES} pages`, true);
+    return await run(endpoint, { signal: deadline.signal, timeoutMs: deadline.remainingMs() }, (conn) => listAll(conn, deadline));
   } catch (e) {
     throw toMcpClientError(e, ctx);
   } finally {
-    await conn?.close();
     deadline.dispose();
   }
+}
+
+async function listAll(conn: McpConnection, deadline: Deadline): Promise<DiscoveredTool[]> {
+  const tools: DiscoveredTool[] = [];
+  const seenCursors = new Set<string>();
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const result = await raceAbort(
+      Promise.race([
+        conn.client.listTools(cursor === undefined ? {} : { cursor }, {
+          signal: deadline.signal,
+          timeout: deadline.remainingMs(),
+        }),
+        conn.lost,
+      ]),
+      deadline.signal,
+    );
+    for (const t of result.tools) {
+      tools.push({
+        name: t.name,
+        ...(t.description !== undefined ? { description: t.description } : {}),
+        inputSchema: t.inputSchema as Record<string, unknown>,
+      });
+    }
+    cursor = result.nextCursor;
+    if (cursor === undefined) return tools;
+    if (seenCursors.has(cursor)) throw new McpProtocolError('tools/list repeated a pagination cursor', true);
+    seenCursors.add(cursor);
+  }
+  throw new McpProtocolError(`tools/list did not finish within ${MAX_PAGES} pages`, true);
 }

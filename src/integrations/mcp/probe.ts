@@ -1,6 +1,7 @@
-import { connectMcp, raceAbort, startDeadline } from './connect.ts';
+import { raceAbort, startDeadline } from './connect.ts';
 import type { McpEndpoint } from './connect.ts';
 import { McpAbortedError, McpHttpError, McpTargetNotAllowedError, McpTimeoutError, McpUnreachableError, toMcpClientError } from './errors.ts';
+import { runOnce, type McpSessionPool } from './session-pool.ts';
 
 export interface ProbeResult {
   healthy: boolean;
@@ -15,7 +16,7 @@ export interface ProbeResult {
  */
 export async function probeEndpoint(
   endpoint: McpEndpoint,
-  opts: { healthPath?: string; timeoutMs: number; signal?: AbortSignal },
+  opts: { healthPath?: string; timeoutMs: number; signal?: AbortSignal; sessions?: McpSessionPool },
 ): Promise<ProbeResult> {
   const started = performance.now();
   const deadline = startDeadline(opts.timeoutMs, opts.signal);
@@ -27,15 +28,11 @@ export async function probeEndpoint(
         ? { healthy: true, latencyMs: latency() }
         : { healthy: false, latencyMs: latency(), reason: `HTTP ${status}` };
     }
-    const conn = await connectMcp(endpoint, { signal: deadline.signal, timeoutMs: deadline.remainingMs() });
-    try {
-      await raceAbort(
-        Promise.race([conn.client.ping({ signal: deadline.signal, timeout: deadline.remainingMs() }), conn.lost]),
-        deadline.signal,
-      );
-    } finally {
-      await conn.close();
-    }
+    // On a pooled session the ping still crosses to the server: a session that died is found out (and replaced) here.
+    const run = opts.sessions ? opts.sessions.run.bind(opts.sessions) : runOnce;
+    await run(endpoint, { signal: deadline.signal, timeoutMs: deadline.remainingMs() }, (conn) =>
+      raceAbort(Promise.race([conn.client.ping({ signal: deadline.signal, timeout: deadline.remainingMs() }), conn.lost]), deadline.signal),
+    );
     return { healthy: true, latencyMs: latency() };
   } catch (e) {
     return { healthy: false, latencyMs: latency(), reason: describe(e, deadline.signal, opts.timeoutMs) };
