@@ -121,9 +121,22 @@ export function createProjectService(db: Db) {
       return get(userId, projectId);
     },
 
+    /** Refused while tasks still run: their workflows would go on writing for rows that are gone. */
     async remove(userId: string, projectId: string): Promise<void> {
       await requireRole(userId, projectId, 'owner');
-      await db.deleteFrom('projects').where('id', '=', projectId).execute();
+      await db.transaction().execute(async (trx) => {
+        await trx.selectFrom('projects').select('id').where('id', '=', projectId).forUpdate().execute();
+        const active = await trx
+          .selectFrom('tasks')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .where('project_id', '=', projectId)
+          .where('status', 'not in', ['succeeded', 'failed', 'canceled'])
+          .executeTakeFirstOrThrow();
+        if (Number(active.n) > 0) {
+          throw new ConflictError('ProjectHasActiveTasks', `the project still has ${active.n} unfinished task(s): cancel them or let them finish first`, { activeTasks: Number(active.n) });
+        }
+        await trx.deleteFrom('projects').where('id', '=', projectId).execute();
+      });
     },
 
     /**

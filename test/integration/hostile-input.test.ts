@@ -106,4 +106,11 @@ describe('hostile input gets a 4xx, never a 500', function () {
     const ok = await stack.api('POST', '/v1/mcps', { token, body: { name: 'orphan', tools: [{ name: 't' }] } });
     assert.equal(ok.status, 201, 'the name is free: nothing half-registered holds it');
   });
+
+  it('a project with unfinished tasks cannot be deleted under them → 409 ProjectHasActiveTasks', async function () {
+    const task = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'stays queued' } } });
+    assert.equal(task.status, 202, task.text);
+    assert4xx('delete', await stack.api('DELETE', `/v1/projects/${projectId}`, { token }), 409, 'ProjectHasActiveTasks');
+    assert.equal((await stack.api('GET', `/v1/projects/${projectId}`, { token })).status, 200, 'still there');
+  });
 });
