@@ -41,7 +41,7 @@ import type { McpServer } from './core/registry.ts';
 export async function createWorld(config: Config, opts: { log: Logger; metricsRegistry: MetricsRegistry; baseDir?: string }) {
   const { log } = opts;
   const metrics = createMetrics(opts.metricsRegistry);
-  const db = createDb(config.databaseUrl);
+  const db = createDb(config.databaseUrl, { onConnectionError: (err) => log.warn({ err: err.message }, 'postgres connection lost; reconnecting on next use') });
   const redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
   const subscriber = redis.duplicate();
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));

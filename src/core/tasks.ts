@@ -69,6 +69,7 @@ interface Deps {
     append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent>;
     appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
     appendWhen(taskId: string, events: NewEvent[], change: (trx: Db) => Promise<boolean>): Promise<TaskEvent[] | undefined>;
+    list(taskId: string, afterSeq: number, limit?: number): Promise<TaskEvent[]>;
   };
   results: { describe(taskId: string): Promise<ResultView | undefined> };
   onFinished?: (status: TaskStatus) => void;
@@ -105,6 +106,11 @@ function canonical(value: unknown): string {
     return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** Equal as stored: undefined members vanish in JSON, so a value compares equal to its round trip through Postgres. */
+function sameJson(a: unknown, b: unknown): boolean {
+  return canonical(JSON.parse(JSON.stringify(a ?? null))) === canonical(JSON.parse(JSON.stringify(b ?? null)));
 }
 
 /** A UUID derived from the caller and their key, so a repeated submission lands on the same task and workflow. */
@@ -278,6 +284,10 @@ export function createTaskService(deps: Deps) {
       if (isTerminal(row.status)) return; // a retried write after the end: the log already has it
       const finished = isTerminal(state.status);
       const events = transitionEvents(state, detail);
+      // A worker that died after this write committed replays it: the same transition is not logged twice.
+      const [last] = row.event_seq > 0 ? await deps.events.list(taskId, row.event_seq - 1, 1) : [];
+      const status = events.at(-1)!;
+      if (last?.type === 'status' && sameJson(last.data, status.data) && sameJson(row.attempts, state.attempts)) return;
       await deps.events.appendAll(taskId, events, (trx) =>
         repo.updateTaskState(trx, taskId, {
           status: state.status,

@@ -4,8 +4,16 @@ import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
 
-export function createDb(databaseUrl: string, opts: { maxConnections?: number } = {}): Db {
+/**
+ * A kysely over a pg pool. When Postgres restarts, pg emits 'error' on the pool (idle clients) and on clients; an
+ * 'error' event with no listener would crash the process, so both are handled: the broken client is discarded by the
+ * pool, the query in flight (if any) fails on its own, and the next query opens a new connection.
+ */
+export function createDb(databaseUrl: string, opts: { maxConnections?: number; onConnectionError?: (err: Error) => void } = {}): Db {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: opts.maxConnections ?? 10 });
+  const onError = opts.onConnectionError ?? (() => undefined);
+  pool.on('error', onError);
+  pool.on('connect', (client) => client.on('error', onError));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
