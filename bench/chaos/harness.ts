@@ -71,10 +71,12 @@ export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'log'> = {
 const INLINE_MAX_BYTES = 16 * 1024;
 /** Tasks submitted once, without retry, during the Temporal outage (on top of `tasks`). */
 const ONE_SHOTS = 3;
-/** When in the submission window each service fault is due (they run one after another, never overlapping). */
+/**
+ * When in the submission window each service fault is due (they run one after another). The API is killed during the
+ * Temporal outage, while it holds submissions it has stored but cannot start: the crash the issue names.
+ */
 const FAULT_PLAN = [
-  { kind: 'API SIGKILL + restart', at: 0.15 },
-  { kind: 'Temporal dev server restart', at: 0.35 },
+  { kind: 'Temporal dev server restart', at: 0.25 },
   { kind: 'Postgres restart (immediate stop)', at: 0.55 },
   { kind: 'Redis restart (SIGKILL, no persistence)', at: 0.75 },
 ] as const;
@@ -96,6 +98,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const p of supervised) p.killHard();
     for (const s of services) s.killNowSync();
     if (runDir) rmSync(runDir, { recursive: true, force: true });
+    runDir = undefined;
   };
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
@@ -104,13 +107,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         await stop().catch((err: unknown) => log(`cleanup: ${what}: ${(err as Error).message}`));
       }
     })());
+  // On a signal there is no time for graceful stops (a wrapper such as npx may follow up with SIGKILL): every process
+  // and service goes at once, synchronously.
   const onSignal = (signal: NodeJS.Signals) => {
     log(`${signal}: stopping every process and service of the run`);
-    for (const p of supervised) p.killHard();
-    void Promise.race([cleanup(), sleep(20_000)]).finally(() => {
-      killEverythingNow();
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    });
+    killEverythingNow();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -260,20 +262,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     })();
 
     const oneShotAnswers: Array<Promise<void>> = [];
+    let apiRestart: Promise<void> = Promise.resolve();
     const serviceFaults = (async () => {
       for (const f of FAULT_PLAN) {
         await sleep(Math.max(0, submitStart + f.at * windowMs - Date.now()));
         const at = clock();
         log(`fault: ${f.kind}`);
         let downMs: number;
-        if (f.kind.startsWith('API')) downMs = await api.crashAndRestart();
-        else if (f.kind.startsWith('Temporal')) {
-          // Sent, not awaited: their answers may take until Temporal is back, which must not stretch the outage.
-          const oneShots = async () => {
-            await sleep(Math.min(1000, options.serviceDownMs / 3));
-            oneShotAnswers.push(...tasks.filter((t) => t.oneShot).map((t) => submitTask(call, t, projectOf(t), clock, 0)));
+        if (f.kind.startsWith('Temporal')) {
+          const whileDown = async () => {
+            await sleep(Math.min(500, options.serviceDownMs / 4));
+            // Sent once each and not awaited here: their answers wait on Temporal, which must not stretch the outage.
+            const oneShot = tasks.filter((t) => t.oneShot);
+            oneShotAnswers.push(...oneShot.map((t) => submitTask(call, t, projectOf(t), clock, 0)));
+            await storedOrTimeout(db, oneShot.map((t) => t.idempotencyKey), 5000);
+            const apiAt = clock();
+            log('fault: API SIGKILL + restart (with submissions stored but not started)');
+            apiRestart = api.crashAndRestart().then((apiDown) => void faults.push({ kind: 'API SIGKILL + restart', atMs: apiAt, downMs: apiDown, note: 'during the Temporal outage' }));
           };
-          downMs = await temporal.restart(options.serviceDownMs, oneShots);
+          downMs = await temporal.restart(options.serviceDownMs, whileDown);
+          await apiRestart;
         }
         else if (f.kind.startsWith('Postgres')) downMs = await postgres.restart(options.serviceDownMs);
         else downMs = await redis.restart(options.serviceDownMs);
@@ -346,6 +354,21 @@ function openDb(url: string): Db {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', () => undefined);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Waits (bounded) until a row exists for each key: the API has stored those submissions. */
+async function storedOrTimeout(db: Db, keys: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const row = await db
+      .selectFrom('tasks')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('idempotency_key', 'in', keys)
+      .executeTakeFirst()
+      .catch(() => undefined);
+    if (Number(row?.n) === keys.length) return;
+    await sleep(100);
+  }
 }
 
 async function openTasks(db: Db, keyPrefix: string): Promise<number> {

@@ -29,8 +29,8 @@ export function formatReport(r: ChaosReport): string {
   const kills = r.faults.filter((f) => f.kind === 'worker SIGKILL');
   out.push(
     table(
-      ['#', 'fault', 'at (s)', 'down (s)'],
-      r.faults.map((f, i) => [String(i + 1), f.kind, seconds(f.atMs), seconds(f.downMs)]),
+      ['#', 'fault', 'at (s)', 'down (s)', 'note'],
+      r.faults.map((f, i) => [String(i + 1), f.kind, seconds(f.atMs), seconds(f.downMs), f.note ?? '']),
     ),
   );
   if (kills.length > 0) {
