@@ -2,7 +2,7 @@
 // and faults while it runs — the worker SIGKILLed every few seconds, the API killed once, the Temporal dev server,
 // Postgres and Redis each restarted once. Then every task must end as expected, once, with a contiguous event log.
 //
-//   npm run chaos -- --tasks 500 --rate 2 --drain 360 --report report.json
+//   npm run chaos -- --tasks 500 --rate 2 --drain 240 --report report.json
 //
 // Exits 1 when a check is violated or a task is lost, 2 when the run itself could not be carried out.
 

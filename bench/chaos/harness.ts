@@ -65,7 +65,7 @@ export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'log'> = {
   rate: 2,
   workerKillEveryMs: [3000, 5000],
   serviceDownMs: 3000,
-  drainTimeoutMs: 6 * 60_000,
+  drainTimeoutMs: 4 * 60_000,
 };
 
 const INLINE_MAX_BYTES = 16 * 1024;
