@@ -198,8 +198,14 @@ export async function answerConsents(api: Api, tasks: TaskRecord[], projectId: s
       const r = await api('GET', `/v1/tasks?projectId=${projectId}&status=awaiting_consent&limit=200`);
       if (r.status === 200) {
         for (const item of r.body.items as Array<{ id: string }>) {
-          const t = byId.get(item.id);
-          if (!t || t.consentGrantedAtMs !== undefined || answering.has(item.id)) continue;
+          // A task the client never heard back about (its submission was cut off, but the row was stored and the
+          // reconciler started it) waits for consent too: a person would see it in the list and answer it.
+          let t = byId.get(item.id);
+          if (!t) {
+            t = { id: item.id, kind: 'consent', consentAttempts: 0, consentAnswers: [] } as unknown as TaskRecord;
+            byId.set(item.id, t);
+          }
+          if (t.consentGrantedAtMs !== undefined || answering.has(item.id)) continue;
           answering.add(item.id);
           const p: Promise<void> = answer(t).finally(() => {
             answering.delete(item.id);

@@ -51,13 +51,7 @@ describe('chaos: one fault of each kind while 50 tasks run', function () {
     held('each succeeded task executed by its server');
   });
 
-  // Skipped until the fixes land; on today's code it fails:
-  // - "every task terminal": the 3 tasks submitted while Temporal is down are stored, answered 503 (or time out), and
-  //   stay `queued` forever — nothing starts a stored task whose workflow never started;
-  // - "no process crashed on its own": the Postgres restart kills the API (pg emits 'error' on a pool/client nobody
-  //   listens on) and sometimes the worker;
-  // - in longer runs, "no event repeated back to back": a worker killed after recordStatus committed re-runs it.
-  it.skip('loses nothing, and every check holds', function () {
+  it('loses nothing, and every check holds', function () {
     assert.deepEqual(report.lost, []);
     for (const c of report.checks) if (!c.informational) held(c.name);
     assert.ok(report.ok, formatReport(report));
