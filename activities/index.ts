@@ -19,7 +19,8 @@ import type { McpSessionPool } from '../src/integrations/mcp/session-pool.ts';
 import { probeEndpoint } from '../src/integrations/mcp/probe.ts';
 import { listTools } from '../src/integrations/mcp/list-tools.ts';
 import { legacySseUrlOf, mapSpaceTools, waitForSpace, type SpacesClient } from '../src/integrations/huggingface/spaces.ts';
-import { SLOT_LOST, type ResultRef, type RoutePlan, type RouteTarget, type TaskState } from '../workflows/contracts.ts';
+import { SLOT_LOST } from '../workflows/contracts.ts';
+import { type ResultRef, type RoutePlan, type RouteTarget, type TaskState } from '../src/core/task-model.ts';
 import { toActivityFailure } from './failures.ts';
 
 /** A Space bound by id: what the Hub checks need. The token never leaves the worker. */

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
-import type { McpTransport } from '../../workflows/contracts.ts';
+import type { McpTransport } from './task-model.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { ForbiddenError, isUuid } from './projects.ts';
 import * as repo from './registry-repository.ts';

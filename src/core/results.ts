@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
-import type { ResultRef } from '../../workflows/contracts.ts';
+import type { ResultRef } from './task-model.ts';
 import { bestEffort } from '../lib/best-effort.ts';
 import { BlobNotFoundError, type BlobStore } from './blob-store.ts';
 import { DomainError } from './errors.ts';

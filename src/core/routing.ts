@@ -1,4 +1,4 @@
-import type { RoutePlan, RouteTarget } from '../../workflows/contracts.ts';
+import type { RoutePlan, RouteTarget } from './task-model.ts';
 import type { McpServer, McpTool } from './registry.ts';
 
 // The routing rules (DESIGN §5), as a pure function: the planRoute activity calls it and the plan lands in

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { TaskStatus } from '../../workflows/contracts.ts';
+import type { TaskStatus } from './task-model.ts';
 import { bestEffort } from '../lib/best-effort.ts';
 import { taskEventChannel, type TaskEvent, type TaskEvents } from './task-events.ts';
 

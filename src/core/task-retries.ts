@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/create-db.ts';
-import type { TaskStatus } from '../../workflows/contracts.ts';
+import type { TaskStatus } from './task-model.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
 import { LimitExceededError, type Limits } from './limits.ts';
 import type { ProjectService } from './projects.ts';

@@ -1,13 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '../db/create-db.ts';
-import {
-  TERMINAL_STATUSES,
-  type AttemptRecord,
-  type ConsentDecision,
-  type ResultRef,
-  type TaskState,
-  type TaskStatus,
-} from '../../workflows/contracts.ts';
+import { TERMINAL_STATUSES, type AttemptRecord, type ConsentDecision, type ResultRef, type TaskState, type TaskStatus } from './task-model.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import type { ProjectService } from './projects.ts';

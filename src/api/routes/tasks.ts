@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { z } from 'zod';
-import { TASK_STATUSES } from '../../../workflows/contracts.ts';
+import { TASK_STATUSES } from '../../core/task-model.ts';
 import type { ResultService } from '../../core/results.ts';
 import type { TaskService } from '../../core/tasks.ts';
 import type { AppState } from '../authenticate.ts';
