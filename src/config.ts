@@ -87,6 +87,7 @@ const schema = z.object({
   DATA_DIR: z.string().default('./data'),
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
   WORKER_METRICS_PORT: int(0, 65535).default(0),
+  WORKER_MAX_CACHED_WORKFLOWS: int(0, 100_000).default(250),
   WORKFLOW_BUNDLE: z.string().optional(),
   TRUST_PROXY: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   ADMIN_LOGINS: z
@@ -140,6 +141,8 @@ export type Config = Readonly<{
   logLevel: string;
   dataDir: string;
   workerMetricsPort: number;
+  /** Workflows a worker keeps in memory; evicted ones are replayed when they wake. */
+  workerMaxCachedWorkflows: number;
   /** Private addresses the platform may call anyway (registered and bound URLs); empty: public addresses only. */
   outbound: Readonly<{ allowlist: OutboundAllowlist }>;
   nodeEnv: string;
@@ -221,6 +224,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
     workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerMaxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
     workflowBundle: e.WORKFLOW_BUNDLE,
     trustProxy: e.TRUST_PROXY === 'true',
     adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),

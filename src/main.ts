@@ -80,6 +80,7 @@ async function startWorker(world: World): Promise<{ done: Promise<void>; stop: S
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     activities: world.activities,
+    maxCachedWorkflows: config.workerMaxCachedWorkflows,
     ...(config.workflowBundle ? { workflowBundle: { codePath: path.resolve(config.workflowBundle) } } : {}),
   });
   const done = worker.run().finally(() => connection.close());

@@ -21,6 +21,11 @@ export async function createTaskWorker(opts: {
   /** Prebuilt code (tests share one per run; production ships `orchestrator bundle` output); else bundled at start. */
   workflowBundle?: WorkflowBundleOption;
   maxConcurrentActivities?: number;
+  /**
+   * Workflows kept in memory between activations. Tasks parked for minutes (awaiting consent, waiting for a slot) need
+   * not stay cached: one evicted is replayed from its short history when it wakes. Bounds worker memory.
+   */
+  maxCachedWorkflows?: number;
 }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
@@ -31,5 +36,6 @@ export async function createTaskWorker(opts: {
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 200,
     // Dispatches are long and mostly idle on I/O; let the worker hold many at once (slot waits hold none).
     maxConcurrentLocalActivityExecutions: 100,
+    ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
   });
 }

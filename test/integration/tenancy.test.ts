@@ -202,11 +202,10 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     assert.equal((await stack.api('PATCH', `/v1/projects/${p}/members/carol`, { token: alice, body: { role: 'owner' } })).status, 200);
     assert.equal((await stack.api('DELETE', `/v1/projects/${p}/members/alice`, { token: alice })).status, 204, 'with another owner, alice may leave');
     assert.equal((await stack.api('GET', `/v1/projects/${p}`, { token: alice })).status, 404);
-    const early = await stack.api('DELETE', `/v1/projects/${p}`, { token: carol });
-    if (early.status === 409) {
-      assert.equal(early.body.code, 'ProjectHasActiveTasks');
-      await stack.waitForStatus(carol, submitted.body.id, ['succeeded', 'failed', 'canceled']);
-      assert.equal((await stack.api('DELETE', `/v1/projects/${p}`, { token: carol })).status, 204, 'owners delete');
-    } else assert.equal(early.status, 204, 'owners delete');
+    // Deleting the rows under an execution that is still closing is what a worker must not meet (a project with
+    // unfinished tasks is refused, see the hostile-input tests): wait for the execution itself to close first.
+    await stack.waitForStatus(carol, submitted.body.id, ['succeeded', 'failed', 'canceled']);
+    await stack.world.client.workflow.getHandle(`task-${submitted.body.id}`).result().catch(() => undefined);
+    assert.equal((await stack.api('DELETE', `/v1/projects/${p}`, { token: carol })).status, 204, 'owners delete');
   });
 });
