@@ -6,6 +6,7 @@ import { PROJECT_ROOT } from '../../src/compose.ts';
 import { freePort } from '../../src/lib/free-port.ts';
 import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { startStack, type Stack } from '../support/stack.ts';
+import { until } from '../support/until.ts';
 import { startStallProxy } from '../support/stall-proxy.ts';
 
 // The API runs as a real `orchestrator api` process, reaching Temporal through a proxy that can be made to hang, so
@@ -16,14 +17,6 @@ interface ApiProcess {
   url: string;
   output: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 describe('an API killed between storing a task and starting its workflow', function () {
