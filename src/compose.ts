@@ -11,6 +11,7 @@ import { createTokenService } from './core/auth-tokens.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
 import { createLimits, LIMIT_NAMES } from './core/limits.ts';
+import { createAuditLog } from './core/audit-log.ts';
 import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
@@ -64,6 +65,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const allowsPlainHttp = isLoopbackUrl;
   const tokens = createTokenService(config.jwt);
   const projects = createProjectService(db);
+  const audit = createAuditLog({ db });
   const users = createUserDirectory({ db, adminLogins: config.adminLogins });
   // Every request to a registered or bound URL goes through the guard; the Hub and the blob store are configuration.
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
@@ -246,6 +248,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     tokens,
     users,
     projects,
+    audit,
     registry,
     bindings,
     results,

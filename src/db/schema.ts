@@ -128,6 +128,23 @@ export interface TaskEventsTable {
   created_at: CreatedAt;
 }
 
+/** Append-only (a trigger refuses UPDATE and DELETE). */
+export interface AuditLogTable {
+  id: ColumnType<string, never, never>;
+  at: CreatedAt;
+  actor_user_id: string | null;
+  actor_login: string | null;
+  actor_kind: string;
+  actor_key_id: string | null;
+  action: string;
+  project_id: string | null;
+  target_type: string | null;
+  target_id: string | null;
+  detail: JSONColumnType<Record<string, unknown>>;
+  request_id: string | null;
+  ip: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -139,4 +156,5 @@ export interface Database {
   results: ResultsTable;
   result_staging: ResultStagingTable;
   task_events: TaskEventsTable;
+  audit_log: AuditLogTable;
 }
