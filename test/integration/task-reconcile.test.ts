@@ -136,7 +136,8 @@ describe('an API killed between storing a task and starting its workflow', funct
     const toCancel = (await toCancelRes.json()) as { id: string; status: string };
     assert.equal(accepted.status, 'queued');
     assert.equal(toCancelRes.status, 202);
-    assert.ok(first.output.some((l) => l.includes('its workflow did not start') && l.includes(accepted.id)), 'the failed start is logged');
+    // The log line travels through a pipe and may arrive just after the answer.
+    await until('the failed start to be logged', () => first.output.some((l) => l.includes('its workflow did not start') && l.includes(accepted.id)), 10_000, 50);
 
     // Killed mid-submission: the row is stored, the start is stuck in the stalled connection.
     const killedRequest = submitTo(first, 'killed').catch((err: unknown) => err);
