@@ -51,6 +51,8 @@ export interface AppDeps {
 export interface RouteEntry {
   methods: string[];
   path: string;
+  /** `bearer`: behind authentication (the tenancy sweep walks these); `none`: public (sign-in, docs, discovery). */
+  auth: 'bearer' | 'none';
 }
 
 export type OrchestratorApp = Koa & { routeTable: RouteEntry[] };
@@ -96,20 +98,26 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     jsonBody({ maxBytes: deps.maxRequestBytes }),
   ];
   for (const router of v1) guardEveryRoute(router, guards);
+  // Routes that answer without a bearer (sign-in, documents, discovery): limited per address, bodies bounded.
+  const publicRouters: Router<any>[] = [];
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
   // Requests with no user to count against count against their address: the health routes, and (at the end of the
   // chain) whatever no router answered. Failed authentications count through the hooks above.
   const perAddress = limitPerAddress(limits);
   guardEveryRoute(health, [perAddress]);
+  for (const router of publicRouters) guardEveryRoute(router, [perAddress, jsonBody({ maxBytes: deps.maxRequestBytes })]);
 
   app.use(problemMiddleware({ log: deps.log, mapError: domainProblem }));
   app.use(noSniff());
   app.use(requestContext({ log: deps.log, metrics: deps.metrics }));
   app.use(refuseNulInUrl);
   app.use(health.routes());
+  for (const router of publicRouters) app.use(router.routes()).use(router.allowedMethods());
   for (const router of v1) app.use(router.routes()).use(router.allowedMethods());
   app.use(notFoundFallback());
   app.use(perAddress);
-  app.routeTable = v1.flatMap((router) => router.stack.map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path) })));
+  const table = (routers: Router<any>[], auth: RouteEntry['auth']): RouteEntry[] =>
+    routers.flatMap((router) => router.stack.map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path), auth })));
+  app.routeTable = [...table(v1, 'bearer'), ...table(publicRouters, 'none')];
   return app;
 }
