@@ -7,7 +7,10 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import { createActivities } from '../activities/index.ts';
 import type { Config } from './config.ts';
 import { createArgumentValidator } from './core/argument-validation.ts';
-import { createTokenService } from './core/auth-tokens.ts';
+import { createConfiguredTokenService } from './core/auth-tokens.ts';
+import { createRefreshTokens } from './core/refresh-tokens.ts';
+import { createSignIn } from './core/sign-in.ts';
+import { githubProvider, huggingFaceProvider, type OAuthProvider } from './integrations/oauth/providers.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
 import { createLimits, LIMIT_NAMES } from './core/limits.ts';
@@ -20,7 +23,7 @@ import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
 import { createTaskReconciler } from './core/task-reconciler.ts';
 import { createTaskService } from './core/tasks.ts';
-import { createUserDirectory } from './core/users.ts';
+import { createUserDirectory, findUser } from './core/users.ts';
 import { createDb } from './db/create-db.ts';
 import { createBlobStore } from './integrations/blob-store-factory.ts';
 import { classifyStage, createSpacesClient, legacySseUrlOf, mapSpaceTools, SpaceNotFoundError } from './integrations/huggingface/spaces.ts';
@@ -63,9 +66,22 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const secrets = createSecretBox({ current: config.encryptionKey, previous: config.encryptionKeysPrevious });
   // Where a Space token may travel over plain http: this machine only, for local Spaces during development.
   const allowsPlainHttp = isLoopbackUrl;
-  const tokens = createTokenService(config.jwt);
+  // A token whose subject is no user (deleted, or never ours) is refused, whatever its signature.
+  const tokens = await createConfiguredTokenService(config.jwt, async (sub) => UUID.test(sub) && (await findUser(db, sub)) !== undefined);
   const projects = createProjectService(db);
   const audit = createAuditLog({ db });
+  const { github, huggingface } = config.auth;
+  const signInProviders: OAuthProvider[] = [...(github ? [githubProvider(github)] : []), ...(huggingface ? [huggingFaceProvider(huggingface)] : [])];
+  const signIn = createSignIn({
+    db,
+    providers: signInProviders,
+    secrets,
+    tokens,
+    refresh: createRefreshTokens({ db, ttlSeconds: config.auth.refreshTtlSeconds }),
+    audit,
+    publicUrl: config.auth.publicUrl,
+    ...(config.auth.appUrl ? { appUrl: config.auth.appUrl } : {}),
+  });
   const users = createUserDirectory({ db, adminLogins: config.adminLogins });
   // Every request to a registered or bound URL goes through the guard; the Hub and the blob store are configuration.
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
@@ -246,6 +262,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     connection,
     client,
     tokens,
+    signIn,
     users,
     projects,
     audit,
@@ -283,6 +300,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     },
   };
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type World = Awaited<ReturnType<typeof createWorld>>;
 

@@ -40,6 +40,15 @@ const allowlist = z.string().transform((raw, ctx) => {
   }
 });
 
+function isJson(raw: string): boolean {
+  try {
+    JSON.parse(raw);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
@@ -52,7 +61,21 @@ const schema = z.object({
   JWT_JWKS_URL: z.string().url().optional(),
   JWT_ISSUER: z.string().default('orchestrator'),
   JWT_AUDIENCE: z.string().default('orchestrator-api'),
-  JWT_TTL: duration.default(12 * 3_600_000),
+  JWT_TTL: duration.refine((ms) => ms >= 1000 && ms <= 15 * 60_000, 'must be between 1s and 15m').default(15 * 60_000),
+  JWT_SIGNING_KEYS: z.string().refine(isJson, 'must be a JSON JWK set or array of private ES256 JWKs').optional(),
+  REFRESH_TOKEN_TTL: duration.refine((ms) => ms >= 60_000, 'must be at least 1m').default(30 * 24 * 3_600_000),
+  PUBLIC_URL: z.string().url().optional(),
+  APP_URL: z.string().url().optional(),
+  GITHUB_CLIENT_ID: z.string().optional(),
+  GITHUB_CLIENT_SECRET: z.string().optional(),
+  GITHUB_URL: z.string().url().default('https://github.com'),
+  GITHUB_API_URL: z.string().url().default('https://api.github.com'),
+  GITHUB_SCOPES: z.string().default('read:user'),
+  HF_CLIENT_ID: z.string().optional(),
+  HF_CLIENT_SECRET: z.string().optional(),
+  HF_OAUTH_ISSUER: z.string().url().default('https://huggingface.co'),
+  HF_SCOPES: z.string().default('openid profile read-repos'),
+  ALLOW_DEV_TOKENS: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   RESULT_INLINE_MAX_BYTES: int(1, 64 * 1024 * 1024).default(1024 * 1024),
   RESULT_STORE: resultStore.default('file://./data/results'),
   HF_ENDPOINT: z.string().url().default('https://huggingface.co'),
@@ -105,7 +128,16 @@ export type Config = Readonly<{
   redisUrl: string;
   redisPrefix: string;
   temporal: Readonly<{ address: string; namespace: string; taskQueue: string; uiPort: number }>;
-  jwt: Readonly<{ secret?: string; jwksUrl?: string; issuer: string; audience: string; ttlSeconds: number }>;
+  jwt: Readonly<{ secret?: string; jwksUrl?: string; issuer: string; audience: string; ttlSeconds: number; signingKeysJson?: string }>;
+  /** Sign-in: where the API and the app are reached, refresh token lifetime, and the OAuth providers that are configured. */
+  auth: Readonly<{
+    publicUrl: string;
+    appUrl?: string;
+    refreshTtlSeconds: number;
+    allowDevTokens: boolean;
+    github?: Readonly<{ clientId: string; clientSecret: string; url: string; apiUrl: string; scopes: string }>;
+    huggingface?: Readonly<{ clientId: string; clientSecret: string; issuer: string; scopes: string }>;
+  }>;
   results: Readonly<{ inlineMaxBytes: number; store: string }>;
   huggingFace: Readonly<{ endpoint: string; token?: string }>;
   limits: Readonly<{ maxConcurrentJobs: number; maxRequestBytes: number }>;
@@ -171,9 +203,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
-  if (e.JWT_SECRET === undefined && e.JWT_JWKS_URL === undefined) {
-    throw new ConfigError(['JWT_SECRET: set JWT_SECRET (HS256, 32+ characters) or JWT_JWKS_URL']);
+  if (e.JWT_SECRET === undefined && e.JWT_JWKS_URL === undefined && e.JWT_SIGNING_KEYS === undefined) {
+    throw new ConfigError(['JWT_SECRET: set JWT_SECRET (HS256, 32+ characters), JWT_SIGNING_KEYS or JWT_JWKS_URL']);
   }
+  const pairs: string[] = [];
+  for (const [id, secret] of [['GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'], ['HF_CLIENT_ID', 'HF_CLIENT_SECRET']] as const) {
+    if ((e[id] === undefined) !== (e[secret] === undefined)) pairs.push(`${e[id] === undefined ? id : secret}: set both ${id} and ${secret}, or neither`);
+  }
+  if (pairs.length > 0) throw new ConfigError(pairs);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -192,6 +229,21 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
       ttlSeconds: Math.floor(e.JWT_TTL / 1000),
+      signingKeysJson: e.JWT_SIGNING_KEYS,
+    }),
+    auth: Object.freeze({
+      publicUrl: (e.PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`).replace(/\/+$/, ''),
+      appUrl: e.APP_URL,
+      refreshTtlSeconds: Math.floor(e.REFRESH_TOKEN_TTL / 1000),
+      allowDevTokens: e.ALLOW_DEV_TOKENS === 'true',
+      github:
+        e.GITHUB_CLIENT_ID && e.GITHUB_CLIENT_SECRET
+          ? Object.freeze({ clientId: e.GITHUB_CLIENT_ID, clientSecret: e.GITHUB_CLIENT_SECRET, url: e.GITHUB_URL.replace(/\/+$/, ''), apiUrl: e.GITHUB_API_URL.replace(/\/+$/, ''), scopes: e.GITHUB_SCOPES })
+          : undefined,
+      huggingface:
+        e.HF_CLIENT_ID && e.HF_CLIENT_SECRET
+          ? Object.freeze({ clientId: e.HF_CLIENT_ID, clientSecret: e.HF_CLIENT_SECRET, issuer: e.HF_OAUTH_ISSUER.replace(/\/+$/, ''), scopes: e.HF_SCOPES })
+          : undefined,
     }),
     results: Object.freeze({ inlineMaxBytes: e.RESULT_INLINE_MAX_BYTES, store: e.RESULT_STORE }),
     huggingFace: Object.freeze({ endpoint: e.HF_ENDPOINT, token: e.HF_TOKEN }),

@@ -10,7 +10,7 @@ import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createTokenService } from './core/auth-tokens.ts';
+import { createConfiguredTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
 import { createDb, ensureDatabase } from './db/create-db.ts';
@@ -267,10 +267,14 @@ async function main(argv: string[]): Promise<void> {
       const { values } = parseArgs({ args: rest, options: { login: { type: 'string' } } });
       if (!values.login || !/^[A-Za-z0-9][\w.-]{0,62}$/.test(values.login)) throw new UsageError('token needs --login NAME (letters, digits, . _ -)');
       const config = loadConfig(localEnv(env));
+      // Dev tokens skip sign-in entirely: fine on a laptop, not on a shared deployment unless the operator says so.
+      if (config.nodeEnv === 'production' && !config.auth.allowDevTokens) {
+        throw new UsageError('token --login is refused when NODE_ENV=production (set ALLOW_DEV_TOKENS=true to allow it); sign in with GitHub or Hugging Face instead');
+      }
       const db = createDb(config.databaseUrl, { maxConnections: 1 });
       try {
         const user = await ensureUser(db, values.login);
-        process.stdout.write(`${await createTokenService(config.jwt).sign({ sub: user.id, login: user.login })}\n`);
+        process.stdout.write(`${await (await createConfiguredTokenService(config.jwt)).sign({ sub: user.id, login: user.login })}\n`);
       } finally {
         await db.destroy();
       }

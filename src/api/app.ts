@@ -9,6 +9,7 @@ import type { SpaceBindings } from '../core/space-bindings.ts';
 import type { TaskEventFeed } from '../core/task-event-feed.ts';
 import type { TaskService } from '../core/tasks.ts';
 import type { UserDirectory } from '../core/users.ts';
+import type { SignIn } from '../core/sign-in.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Metrics } from '../lib/metrics.ts';
 import type { Registry as MetricsRegistry } from 'prom-client';
@@ -22,6 +23,7 @@ import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
 import { mcpRoutes, type ServerHealthCheck } from './routes/mcps.ts';
 import { authenticationLimits, limitPerAddress, limitPerUser } from './rate-limit.ts';
 import { projectRoutes } from './routes/projects.ts';
+import { authRoutes, meRoutes } from './routes/auth.ts';
 import { spaceRoutes } from './routes/spaces.ts';
 import { taskEventRoutes } from './routes/task-events.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -32,6 +34,7 @@ export interface AppDeps {
   metricsRegistry: MetricsRegistry;
   tokens: TokenService;
   users: UserDirectory;
+  signIn: SignIn;
   projects: ProjectService;
   registry: Registry;
   bindings: SpaceBindings;
@@ -90,6 +93,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
+    meRoutes(deps),
   ];
   // Bodies are read only for authenticated callers, and only within their request limit.
   const guards = [
@@ -99,7 +103,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   ];
   for (const router of v1) guardEveryRoute(router, guards);
   // Routes that answer without a bearer (sign-in, documents, discovery): limited per address, bodies bounded.
-  const publicRouters: Router<any>[] = [];
+  const publicRouters: Router<any>[] = [authRoutes(deps)];
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
   // Requests with no user to count against count against their address: the health routes, and (at the end of the
   // chain) whatever no router answered. Failed authentications count through the hooks above.

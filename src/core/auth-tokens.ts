@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import { loadSigningKeys, type SigningKeys } from './signing-keys.ts';
 
 // `reason` is safe to show a caller: it names the kind of failure, never token contents or keys.
 export class InvalidTokenError extends Error {
@@ -12,7 +14,13 @@ export class InvalidTokenError extends Error {
 export interface TokenService {
   sign(claims: { sub: string; login: string }): Promise<string>;
   verify(token: string): Promise<{ userId: string; login: string }>;
+  /** The public keys tokens are signed with (ES256), as served at /.well-known/jwks.json; empty with HS256. */
+  publicJwks(): { keys: Record<string, unknown>[] };
+  readonly ttlSeconds: number;
 }
+
+/** Access tokens live at most this long: there is no revocation list, so a stolen one is useful only briefly. */
+export const MAX_ACCESS_TOKEN_SECONDS = 15 * 60;
 
 // HS256 needs a key at least as long as its 256-bit output to keep its security margin.
 const MIN_SECRET_LENGTH = 32;
@@ -40,37 +48,57 @@ export function createTokenService(opts: {
   issuer: string;
   audience: string;
   ttlSeconds: number;
+  /** ES256 keys: the first signs, all verify (rotation: add the new key first, drop the old after a token lifetime). */
+  signingKeys?: SigningKeys;
+  /** Refuses tokens whose subject is no (longer a) user; absent: any subject passes. */
+  subjectExists?: (sub: string) => Promise<boolean>;
 }): TokenService {
-  const { secret, jwksUrl, issuer, audience, ttlSeconds } = opts;
-  if (!secret && !jwksUrl) throw new Error('token service needs a JWT secret or a JWKS URL');
+  const { secret, jwksUrl, issuer, audience, ttlSeconds, signingKeys, subjectExists } = opts;
+  if (!secret && !jwksUrl && !signingKeys) throw new Error('token service needs a JWT secret, signing keys or a JWKS URL');
   if (secret && secret.length < MIN_SECRET_LENGTH) {
     throw new Error(`JWT secret must be at least ${MIN_SECRET_LENGTH} characters`);
   }
   if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new Error('token TTL must be a positive whole number of seconds');
+  if (ttlSeconds > MAX_ACCESS_TOKEN_SECONDS) throw new Error(`token TTL must be at most ${MAX_ACCESS_TOKEN_SECONDS} seconds`);
 
   const secretKey = secret ? new TextEncoder().encode(secret) : undefined;
   const remoteKeys = jwksUrl ? createRemoteJWKSet(new URL(jwksUrl)) : undefined;
-  const algorithms = [...(secretKey ? SYMMETRIC_ALGORITHMS : []), ...(remoteKeys ? ASYMMETRIC_ALGORITHMS : [])];
+  // With signing keys configured, HS256 is not accepted: the shared secret then signs nothing.
+  const acceptsSecret = secretKey !== undefined && signingKeys === undefined;
+  const algorithms = [...(acceptsSecret ? SYMMETRIC_ALGORITHMS : []), ...(remoteKeys || signingKeys ? ASYMMETRIC_ALGORITHMS : [])];
 
   // Pick the key by the token's declared algorithm; `algorithms` above stops an HS256 token
   // from being checked against a public key (algorithm confusion).
   const getKey: JWTVerifyGetKey = async (header, token) => {
-    if (header.alg === 'HS256' && secretKey) return secretKey;
+    if (header.alg === 'HS256' && acceptsSecret) return secretKey!;
+    const local = header.kid === undefined ? undefined : signingKeys?.verifyKey(header.kid);
+    if (local) return local;
     if (remoteKeys) return remoteKeys(header, token);
+    if (signingKeys) throw new joseErrors.JWKSNoMatchingKey();
     throw new joseErrors.JOSEAlgNotAllowed('algorithm not allowed');
   };
 
   return {
+    ttlSeconds,
+
+    publicJwks() {
+      return { keys: signingKeys?.publicJwks() ?? [] };
+    },
+
     async sign(claims) {
-      if (!secretKey) throw new Error('signing needs JWT_SECRET');
-      return new SignJWT({ login: claims.login })
-        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      if (!secretKey && !signingKeys) throw new Error('signing needs JWT_SECRET or JWT_SIGNING_KEYS');
+      const jwt = new SignJWT({ login: claims.login })
         .setSubject(claims.sub)
         .setIssuer(issuer)
         .setAudience(audience)
+        .setJti(randomUUID())
         .setIssuedAt()
-        .setExpirationTime(`${ttlSeconds}s`)
-        .sign(secretKey);
+        .setExpirationTime(`${ttlSeconds}s`);
+      if (signingKeys) {
+        const { kid, key } = signingKeys.current();
+        return jwt.setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid }).sign(key);
+      }
+      return jwt.setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(secretKey!);
     },
 
     async verify(token) {
@@ -81,7 +109,7 @@ export function createTokenService(opts: {
           audience,
           algorithms,
           clockTolerance: CLOCK_TOLERANCE_SECONDS,
-          requiredClaims: ['sub', 'exp'],
+          requiredClaims: ['sub', 'exp', 'iat'],
         }));
       } catch (err) {
         const reason = reasonFor(err);
@@ -89,11 +117,24 @@ export function createTokenService(opts: {
         if (reason === undefined) throw err;
         throw new InvalidTokenError(reason);
       }
-      const { sub, login } = payload;
+      const { sub, login, iat } = payload;
       if (typeof sub !== 'string' || sub === '' || typeof login !== 'string' || login === '') {
         throw new InvalidTokenError('token claims rejected');
       }
+      // A token from the future was minted by a skewed or forged issuer; jose checks iat only with a max age.
+      if (typeof iat !== 'number' || iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) throw new InvalidTokenError('token issued in the future');
+      if (subjectExists && !(await subjectExists(sub))) throw new InvalidTokenError('unknown subject');
       return { userId: sub, login };
     },
   };
+}
+
+/** The token service as configured: ES256 with JWT_SIGNING_KEYS when set, else HS256 with JWT_SECRET. */
+export async function createConfiguredTokenService(
+  jwt: { secret?: string; jwksUrl?: string; issuer: string; audience: string; ttlSeconds: number; signingKeysJson?: string },
+  subjectExists?: (sub: string) => Promise<boolean>,
+): Promise<TokenService> {
+  const { signingKeysJson, ...rest } = jwt;
+  const signingKeys = signingKeysJson === undefined ? undefined : await loadSigningKeys(signingKeysJson);
+  return createTokenService({ ...rest, ...(signingKeys ? { signingKeys } : {}), ...(subjectExists ? { subjectExists } : {}) });
 }

@@ -11,3 +11,5 @@ export interface SecretBox {
 export const spaceBindingTokenAad = (projectId: string, serverId: string) => `space_bindings:${projectId}:${serverId}`;
 
 export const userHfTokenAad = (userId: string) => `users:${userId}:hf_token`;
+
+export const userGithubTokenAad = (userId: string) => `users:${userId}:github_token`;

@@ -12,6 +12,7 @@ export interface UsersTable {
   display_name: string | null;
   identities: ColumnType<Record<string, unknown>, string | undefined, string>;
   hf_token_sealed: string | null;
+  github_token_sealed: ColumnType<string | null, string | null | undefined, string | null>;
   is_admin: Generated<boolean>;
   created_at: CreatedAt;
 }
@@ -145,6 +146,47 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
+/** A provider account (GitHub, Hugging Face) that signs in as one user. */
+export interface UserIdentitiesTable {
+  provider: string;
+  subject: string;
+  user_id: string;
+  login: string | null;
+  created_at: CreatedAt;
+  last_sign_in_at: UpdatedAt;
+}
+
+/** Between the redirect to a provider and its callback: the hashed state, the PKCE verifier, a user to link to. */
+export interface SignInAttemptsTable {
+  state_hash: string;
+  provider: string;
+  code_verifier: string;
+  nonce: string | null;
+  link_user_id: string | null;
+  created_at: CreatedAt;
+  expires_at: Date | string;
+  consumed_at: Date | null;
+}
+
+export interface RefreshTokensTable {
+  id: Generated<string>;
+  family_id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: CreatedAt;
+  expires_at: Date | string;
+  rotated_at: Date | null;
+  revoked_at: Date | null;
+}
+
+/** One-time codes the app exchanges for tokens after a sign-in redirect. */
+export interface SignInCodesTable {
+  code_hash: string;
+  user_id: string;
+  expires_at: Date | string;
+  consumed_at: Date | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -157,4 +199,8 @@ export interface Database {
   result_staging: ResultStagingTable;
   task_events: TaskEventsTable;
   audit_log: AuditLogTable;
+  user_identities: UserIdentitiesTable;
+  sign_in_attempts: SignInAttemptsTable;
+  refresh_tokens: RefreshTokensTable;
+  sign_in_codes: SignInCodesTable;
 }

@@ -83,7 +83,8 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
       'POST /v1/tasks': { projectId, tool: 'echo', arguments: { text: 'x' } },
       'POST /v1/tasks/retry': { projectId },
     };
-    const open = new Set(['GET /v1/projects', 'POST /v1/projects', 'GET /v1/mcps', 'POST /v1/mcps', 'GET /v1/tasks']);
+    // Routes about the caller or listing only what the caller may see.
+    const open = new Set(['GET /v1/projects', 'POST /v1/projects', 'GET /v1/mcps', 'POST /v1/mcps', 'GET /v1/tasks', 'GET /v1/me']);
     let checked = 0;
     for (const { method, pattern, path } of routes()) {
       const key = `${method} ${pattern}`;

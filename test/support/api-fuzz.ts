@@ -150,6 +150,7 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
   return {
     'POST /v1/projects': body(fc.record({ name: text, description: text }, { requiredKeys: ['name'] })).map((r) => ({ path: '/v1/projects', ...r })),
     'GET /v1/projects': fc.constant({ path: '/v1/projects' }),
+    'GET /v1/me': fc.constant({ path: '/v1/me' }),
     'GET /v1/projects/:id': project.map((p) => ({ path: `/v1/projects/${p}` })),
     'PATCH /v1/projects/:id': fc.tuple(project, body(fc.record({ name: text, description: fc.oneof(text, fc.constant(null)) }, { requiredKeys: [] }))).map(([p, b]) => ({ path: `/v1/projects/${p}`, ...b })),
     'DELETE /v1/projects/:id': seg(fc.oneof(fc.constant(w.doomedProjectId), fc.constant(randomUUID()), text)).map((p) => ({ path: `/v1/projects/${p}` })),

@@ -13,7 +13,7 @@ const ISSUER = 'orchestrator-test';
 const AUDIENCE = 'orchestrator-api';
 
 function service(overrides: Partial<Parameters<typeof createTokenService>[0]> = {}) {
-  return createTokenService({ secret: SECRET, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 3600, ...overrides });
+  return createTokenService({ secret: SECRET, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 900, ...overrides });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<InvalidTokenError> {
@@ -90,7 +90,7 @@ describe('createTokenService', () => {
     const verifyOnly = createTokenService({ jwksUrl: 'http://127.0.0.1:1/jwks.json', issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 60 });
     await assert.rejects(verifyOnly.sign({ sub: 'u', login: 'ada' }), /signing needs JWT_SECRET/);
     assert.throws(() => service({ secret: 'short' }), /at least 32/);
-    assert.throws(() => createTokenService({ issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 60 }), /secret or a JWKS URL/);
+    assert.throws(() => createTokenService({ issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 60 }), /JWT secret, signing keys or a JWKS URL/);
   });
 });
 
