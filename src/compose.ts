@@ -13,6 +13,7 @@ import { createSignIn } from './core/sign-in.ts';
 import { githubProvider, huggingFaceProvider, type OAuthProvider } from './integrations/oauth/providers.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
+import { createKnowledgeGraph } from './core/knowledge-graph.ts';
 import { createLimits, LIMIT_NAMES } from './core/limits.ts';
 import { createAuditLog } from './core/audit-log.ts';
 import { createProjectService } from './core/projects.ts';
@@ -82,6 +83,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     publicUrl: config.auth.publicUrl,
     ...(config.auth.appUrl ? { appUrl: config.auth.appUrl } : {}),
   });
+  const kg = createKnowledgeGraph({ db });
   const users = createUserDirectory({ db, adminLogins: config.adminLogins });
   // Every request to a registered or bound URL goes through the guard; the Hub and the blob store are configuration.
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
@@ -266,6 +268,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     users,
     projects,
     audit,
+    kg,
     registry,
     bindings,
     results,

@@ -187,6 +187,28 @@ export interface SignInCodesTable {
   consumed_at: Date | null;
 }
 
+/** search_text and search are kept by a trigger from name, entity_type and observations. */
+export interface KgEntitiesTable {
+  id: ColumnType<string, never, never>;
+  project_id: string;
+  name: string;
+  entity_type: string;
+  observations: string[];
+  search_text: ColumnType<string, never, never>;
+  search: ColumnType<string, never, never>;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface KgRelationsTable {
+  id: ColumnType<string, never, never>;
+  project_id: string;
+  from_name: string;
+  to_name: string;
+  relation_type: string;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -203,4 +225,6 @@ export interface Database {
   sign_in_attempts: SignInAttemptsTable;
   refresh_tokens: RefreshTokensTable;
   sign_in_codes: SignInCodesTable;
+  kg_entities: KgEntitiesTable;
+  kg_relations: KgRelationsTable;
 }
