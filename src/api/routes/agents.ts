@@ -34,12 +34,13 @@ const projectParams = z.object({ id: z.string() });
 const agentParams = z.object({ id: z.string(), name: z.string() });
 const agentView = createAgentBody.extend({ version: z.number().int(), createdAt: z.string(), updatedAt: z.string() });
 
+// No `{"$ref": …}` here: OpenAPI tools would take it for a reference of the document itself. The README shows them.
 const example = {
   name: 'echo-twice',
   inputSchema: { type: 'object', properties: { text: { type: 'string' } } },
   steps: [
-    { id: 'first', tool: 'echo', arguments: { text: { $ref: 'input.text' } } },
-    { id: 'second', tool: 'echo', arguments: { text: { $ref: 'steps.first.output' } } },
+    { id: 'first', tool: 'echo', arguments: { text: 'hello' } },
+    { id: 'second', tool: 'echo', dependsOn: ['first'], arguments: { text: 'again' } },
   ],
 };
 
