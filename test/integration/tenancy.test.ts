@@ -31,7 +31,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     assert.equal(task.status, 202, task.text);
     taskId = task.body.id;
     await stack.waitForStatus(alice, taskId, ['succeeded']);
-    const agent = await stack.api('POST', `/v1/projects/${projectId}/agents`, { token: alice, body: { name: 'mine', steps: [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }] } });
+    const agent = await stack.api('POST', `/v1/projects/${projectId}/agents`, { token: alice, body: { name: 'alice', steps: [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }] } });
     assert.equal(agent.status, 201, agent.text);
   });
 
@@ -45,7 +45,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
   /** A route pattern with its parameters filled from alice's resources. */
   function fill(pattern: string): string {
     const id = pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : projectId;
-    return pattern.replace(':id', id).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'mine');
+    return pattern.replace(':id', id).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
   }
 
   /** Every route in the router table. */
