@@ -58,6 +58,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     maxRequestBytes: config.limits.maxRequestBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
     trustProxy: config.trustProxy,
+    publicUrl: config.publicUrl,
   });
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));
