@@ -50,6 +50,10 @@ async function migrate(config: Config, log: Logger): Promise<void> {
   }
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 async function startApi(world: World): Promise<{ server: http.Server; stop: Stopper }> {
   const { config } = world;
   const app = createApp({
@@ -59,6 +63,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     sseHeartbeatMs: config.sseHeartbeatMs,
     trustProxy: config.trustProxy,
     publicUrl: config.publicUrl,
+    version: packageVersion(),
   });
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));

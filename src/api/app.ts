@@ -18,6 +18,8 @@ import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
 import { notFoundFallback, Problem, problemMiddleware } from './problem.ts';
 import { requestContext } from './request-context.ts';
+import { API_OPERATIONS, buildOpenApiDocument } from './openapi.ts';
+import { docsRoutes } from './routes/docs.ts';
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
 import { mcpRoutes, type ServerHealthCheck } from './routes/mcps.ts';
 import { authenticationLimits, limitPerAddress, limitPerUser } from './rate-limit.ts';
@@ -53,6 +55,8 @@ export interface AppDeps {
   publicUrl?: string;
   /** More tool sets for the MCP endpoint, listed after the built-in consent tool and the registry's tools. */
   mcpToolProviders?: ToolProvider[];
+  /** The API's version, shown in the OpenAPI document. */
+  version?: string;
 }
 
 /** A route as the router matches it: what the auth sweep walks. */
@@ -62,9 +66,6 @@ export interface RouteEntry {
   /** `bearer`: behind authentication (the tenancy sweep walks these); `none`: public (sign-in, docs, discovery). */
   auth: 'bearer' | 'none';
 }
-
-/** What the MCP endpoint reports as its server version in initialize. */
-const MCP_SERVER_VERSION = '0.1.0';
 
 export type OrchestratorApp = Koa & { routeTable: RouteEntry[] };
 
@@ -108,7 +109,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     results: deps.results,
     feed: deps.feed,
     log: deps.log,
-    version: MCP_SERVER_VERSION,
+    version: deps.version ?? '0.0.0',
     projects: deps.projects,
     publicUrl: deps.publicUrl,
   });
@@ -123,7 +124,10 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   const mcpGuards = [challengeWithResourceMetadata(guards[0]!, deps.publicUrl), ...guards.slice(1)];
   for (const router of v1) guardEveryRoute(router, router === mcpEndpoint ? mcpGuards : guards);
   // Routes that answer without a bearer (sign-in, documents, discovery): limited per address, bodies bounded.
-  const publicRouters: Router<any>[] = [protectedResourceRoutes({ publicUrl: deps.publicUrl })];
+  const publicRouters: Router<any>[] = [
+    docsRoutes({ document: () => buildOpenApiDocument(API_OPERATIONS, { version: deps.version ?? '0.0.0' }) }),
+    protectedResourceRoutes({ publicUrl: deps.publicUrl }),
+  ];
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
   // Requests with no user to count against count against their address: the health routes, and (at the end of the
   // chain) whatever no router answered. Failed authentications count through the hooks above.
@@ -142,6 +146,6 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   app.use(perAddress);
   const table = (routers: Router<any>[], auth: RouteEntry['auth']): RouteEntry[] =>
     routers.flatMap((router) => router.stack.map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path), auth })));
-  app.routeTable = [...table(v1, 'bearer'), ...table(publicRouters, 'none')];
+  app.routeTable = [...table(v1, 'bearer'), ...table([health, ...publicRouters], 'none')];
   return app;
 }
