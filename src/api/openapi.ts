@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
 import { agentOperations } from './routes/agents.ts';
+import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
 import { knowledgeGraphOperations } from './routes/knowledge-graph.ts';
@@ -25,6 +26,7 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...knowledgeGraphMcpOperations,
   ...healthOperations,
   ...docsOperations,
+  ...mcpEndpointOperations,
 ];
 
 type JsonSchema = Record<string, unknown>;
