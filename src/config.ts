@@ -64,7 +64,6 @@ const schema = z.object({
   JWT_TTL: duration.refine((ms) => ms >= 1000 && ms <= 15 * 60_000, 'must be between 1s and 15m').default(15 * 60_000),
   JWT_SIGNING_KEYS: z.string().refine(isJson, 'must be a JSON JWK set or array of private ES256 JWKs').optional(),
   REFRESH_TOKEN_TTL: duration.refine((ms) => ms >= 60_000, 'must be at least 1m').default(30 * 24 * 3_600_000),
-  PUBLIC_URL: z.string().url().optional(),
   APP_URL: z.string().url().optional(),
   GITHUB_CLIENT_ID: z.string().optional(),
   GITHUB_CLIENT_SECRET: z.string().optional(),
@@ -119,6 +118,11 @@ const schema = z.object({
     .optional(),
   OUTBOUND_ALLOWLIST: allowlist.default(parseAllowlist('')),
   NODE_ENV: z.string().default('development'),
+  PUBLIC_URL: z
+    .string()
+    .url()
+    .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be an origin such as https://orchestrator.example.com (no path)')
+    .optional(),
 });
 
 export type Config = Readonly<{
@@ -184,6 +188,8 @@ export type Config = Readonly<{
   trustProxy: boolean;
   /** Platform admins by login (besides those granted with `orchestrator admin grant`). */
   adminLogins: readonly string[];
+  /** The origin clients reach the API at (for links and OAuth metadata); unset: taken from each request. */
+  publicUrl?: string;
 }>;
 
 export class ConfigError extends Error {
@@ -314,5 +320,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),
     outbound: Object.freeze({ allowlist: e.OUTBOUND_ALLOWLIST }),
     nodeEnv: e.NODE_ENV,
+    ...(e.PUBLIC_URL ? { publicUrl: e.PUBLIC_URL.replace(/\/$/, '') } : {}),
   });
 }

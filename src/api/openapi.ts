@@ -3,6 +3,8 @@ import { z } from 'zod';
 import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
 import { authOperations } from './routes/auth.ts';
+import { agentOperations } from './routes/agents.ts';
+import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
 import { knowledgeGraphOperations } from './routes/knowledge-graph.ts';
@@ -20,11 +22,13 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...mcpOperations,
   ...taskOperations,
   ...taskEventOperations,
+  ...agentOperations,
   ...knowledgeGraphOperations,
   ...knowledgeGraphMcpOperations,
   ...healthOperations,
   ...docsOperations,
   ...authOperations,
+  ...mcpEndpointOperations,
 ];
 
 type JsonSchema = Record<string, unknown>;
