@@ -1,6 +1,9 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
-import type { TokenService } from '../core/auth-tokens.ts';
+import type { ApiKeys } from '../core/api-keys.ts';
+import type { AuditLog } from '../core/audit-log.ts';
+import type { VerifiedBearer } from '../core/bearer-verifier.ts';
+import type { CallerScopes } from '../core/caller-scope.ts';
 import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
 import type { Registry } from '../core/registry.ts';
@@ -13,6 +16,9 @@ import type { Logger } from '../lib/logger.ts';
 import type { Metrics } from '../lib/metrics.ts';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { authenticate } from './authenticate.ts';
+import { enterCallerScope } from './caller-scope.ts';
+import { apiKeyRoutes } from './routes/api-keys.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
@@ -30,7 +36,11 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   metricsRegistry: MetricsRegistry;
-  tokens: TokenService;
+  /** Access tokens and API keys alike. */
+  bearers: { verify(token: string): Promise<VerifiedBearer> };
+  scopes: CallerScopes;
+  apiKeys: ApiKeys;
+  audit: AuditLog;
   users: UserDirectory;
   projects: ProjectService;
   registry: Registry;
@@ -90,10 +100,13 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
+    apiKeyRoutes(deps),
+    auditRoutes(deps),
   ];
   // Bodies are read only for authenticated callers, and only within their request limit.
   const guards = [
-    authenticate(deps.tokens, authenticationLimits(limits)),
+    authenticate(deps.bearers, authenticationLimits(limits)),
+    enterCallerScope(deps.scopes),
     limitPerUser(limits.request),
     jsonBody({ maxBytes: deps.maxRequestBytes }),
   ];
