@@ -9,7 +9,7 @@ import { Registry as MetricsRegistry } from 'prom-client';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfig, temporalCliDownload, type Config } from './config.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
@@ -173,7 +173,9 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   }
   const [host, port] = splitAddress(config.temporal.address);
 
-  const cli = await findOrBuildTemporalCli({ env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m) });
+  // Downloading by default: a first run on a machine with only Node then needs no Go and no 9-minute build.
+  const download = temporalCliDownload(env, { byDefault: true });
+  const cli = await findOrBuildTemporalCli({ env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m), download });
   const temporal = await startDevServer({
     cliPath: cli,
     dbFile: path.join(dataDir, 'temporal.db'),
