@@ -50,6 +50,10 @@ async function migrate(config: Config, log: Logger): Promise<void> {
   }
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 async function startApi(world: World): Promise<{ server: http.Server; stop: Stopper }> {
   const { config } = world;
   const app = createApp({
@@ -58,6 +62,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     maxRequestBytes: config.limits.maxRequestBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
     trustProxy: config.trustProxy,
+    version: packageVersion(),
   });
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));
