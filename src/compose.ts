@@ -10,6 +10,7 @@ import { createArgumentValidator } from './core/argument-validation.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
+import { createKnowledgeGraph } from './core/knowledge-graph.ts';
 import { createLimits, LIMIT_NAMES } from './core/limits.ts';
 import { createAuditLog } from './core/audit-log.ts';
 import { createApiKeys } from './core/api-keys.ts';
@@ -68,6 +69,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const allowsPlainHttp = isLoopbackUrl;
   const tokens = createTokenService(config.jwt);
   const audit = createAuditLog({ db });
+  const kg = createKnowledgeGraph({ db });
   // Who is calling (and through which API key) for the length of a request: services narrow and record by it.
   const scopes = createCallerScopes();
   const recordAudit = createAuditRecorder({ audit, scopes });
@@ -264,6 +266,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     audit,
     scopes,
     apiKeys,
+    kg,
     registry,
     bindings,
     results,

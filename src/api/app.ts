@@ -4,6 +4,7 @@ import type { ApiKeys } from '../core/api-keys.ts';
 import type { AuditLog } from '../core/audit-log.ts';
 import type { VerifiedBearer } from '../core/bearer-verifier.ts';
 import type { CallerScopes } from '../core/caller-scope.ts';
+import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
 import type { Registry } from '../core/registry.ts';
@@ -27,6 +28,8 @@ import { requestContext } from './request-context.ts';
 import { API_OPERATIONS, buildOpenApiDocument } from './openapi.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
+import { knowledgeGraphRoutes } from './routes/knowledge-graph.ts';
+import { knowledgeGraphMcpRoutes } from './routes/knowledge-graph-mcp.ts';
 import { mcpRoutes, type ServerHealthCheck } from './routes/mcps.ts';
 import { authenticationLimits, limitPerAddress, limitPerUser } from './rate-limit.ts';
 import { projectRoutes } from './routes/projects.ts';
@@ -50,6 +53,7 @@ export interface AppDeps {
   tasks: TaskService;
   results: ResultService;
   feed: TaskEventFeed;
+  kg: KnowledgeGraph;
   limits: Limits;
   checkServerHealth: ServerHealthCheck;
   readinessChecks: Record<string, ReadinessCheck>;
@@ -106,6 +110,8 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
     apiKeyRoutes(deps),
     auditRoutes(deps),
+    knowledgeGraphRoutes(deps),
+    knowledgeGraphMcpRoutes(deps),
   ];
   // Bodies are read only for authenticated callers, and only within their request limit.
   const guards = [

@@ -6,6 +6,8 @@ import { apiKeyOperations } from './routes/api-keys.ts';
 import { auditOperations } from './routes/audit.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
+import { knowledgeGraphOperations } from './routes/knowledge-graph.ts';
+import { knowledgeGraphMcpOperations } from './routes/knowledge-graph-mcp.ts';
 import { mcpOperations } from './routes/mcps.ts';
 import { projectOperations } from './routes/projects.ts';
 import { spaceOperations } from './routes/spaces.ts';
@@ -19,6 +21,8 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...mcpOperations,
   ...taskOperations,
   ...taskEventOperations,
+  ...knowledgeGraphOperations,
+  ...knowledgeGraphMcpOperations,
   ...healthOperations,
   ...docsOperations,
   ...apiKeyOperations,
