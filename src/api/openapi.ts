@@ -4,6 +4,7 @@ import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
 import { apiKeyOperations } from './routes/api-keys.ts';
 import { auditOperations } from './routes/audit.ts';
+import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
 import { knowledgeGraphOperations } from './routes/knowledge-graph.ts';
@@ -27,6 +28,7 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...docsOperations,
   ...apiKeyOperations,
   ...auditOperations,
+  ...mcpEndpointOperations,
 ];
 
 type JsonSchema = Record<string, unknown>;
