@@ -16,6 +16,8 @@ import { createAuditLog } from './core/audit-log.ts';
 import { createApiKeys } from './core/api-keys.ts';
 import { createBearerVerifier } from './core/bearer-verifier.ts';
 import { createAuditRecorder, createCallerScopes } from './core/caller-scope.ts';
+import { builtInStepKinds } from './core/agent-step-kinds.ts';
+import { createAgentService } from './core/agents.ts';
 import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
@@ -182,6 +184,14 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
     onStartFailed: (taskId, err) => log.warn({ taskId, err: (err as Error).message }, 'task stored but its workflow did not start; the reconciler will start it'),
   });
+  // Step kinds beyond `tool`: registered here so a kind can use any service of this world.
+  const stepKinds = builtInStepKinds();
+  const agents = createAgentService({
+    db,
+    projects,
+    stepKinds,
+    toolExists: async (tool, projectId) => (await registry.offerings(tool, projectId)).length > 0,
+  });
   // Built here, started by the processes that run it (src/main.ts): tests start their own when they need one.
   const reconciler = createTaskReconciler({
     tasks,
@@ -273,6 +283,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     events,
     feed,
     tasks,
+    agents,
+    stepKinds,
     reconciler,
     slots,
     activities,

@@ -4,6 +4,7 @@ import type { ApiKeys } from '../core/api-keys.ts';
 import type { AuditLog } from '../core/audit-log.ts';
 import type { VerifiedBearer } from '../core/bearer-verifier.ts';
 import type { CallerScopes } from '../core/caller-scope.ts';
+import type { AgentService } from '../core/agents.ts';
 import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
@@ -20,6 +21,7 @@ import { authenticate } from './authenticate.ts';
 import { enterCallerScope } from './caller-scope.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { agentRoutes } from './routes/agents.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
@@ -55,6 +57,7 @@ export interface AppDeps {
   registry: Registry;
   bindings: SpaceBindings;
   tasks: TaskService;
+  agents: AgentService;
   results: ResultService;
   feed: TaskEventFeed;
   kg: KnowledgeGraph;
@@ -118,6 +121,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
     apiKeyRoutes(deps),
     auditRoutes(deps),
+    agentRoutes({ agents: deps.agents }),
     knowledgeGraphRoutes(deps),
     knowledgeGraphMcpRoutes(deps),
   ];

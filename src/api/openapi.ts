@@ -4,6 +4,7 @@ import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
 import { apiKeyOperations } from './routes/api-keys.ts';
 import { auditOperations } from './routes/audit.ts';
+import { agentOperations } from './routes/agents.ts';
 import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
@@ -22,6 +23,7 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...mcpOperations,
   ...taskOperations,
   ...taskEventOperations,
+  ...agentOperations,
   ...knowledgeGraphOperations,
   ...knowledgeGraphMcpOperations,
   ...healthOperations,

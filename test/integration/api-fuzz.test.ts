@@ -37,12 +37,18 @@ describe(`fuzz: ${RUNS} generated requests over every route, no 5xx`, function (
     ]);
     const task = await stack.api('POST', '/v1/tasks', { token: alice, body: { projectId: projects[0].body.id, tool: 'echo', arguments: { text: 'x' } } });
     assert.equal(task.status, 202, task.text);
+    const agentSteps = [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }];
+    for (const name of ['fuzz-agent', 'doomed-agent']) {
+      const agent = await stack.api('POST', `/v1/projects/${projects[0].body.id}/agents`, { token: alice, body: { name, steps: agentSteps } });
+      assert.equal(agent.status, 201, agent.text);
+    }
     const key = await stack.api('POST', '/v1/api-keys', { token: alice, body: { name: 'fuzz', projectId: projects[0].body.id } });
     assert.equal(key.status, 201, key.text);
     world = {
       // An API key bound to alice's first project bears requests too.
       tokens: [alice, bob, key.body.key],
       apiKeyIds: [key.body.id],
+      agentNames: ['fuzz-agent'],
       projectIds: projects.slice(0, 2).map((p) => p.body.id),
       taskIds: [task.body.id],
       serverIds: servers.slice(0, 2).map((s) => s.body.id),

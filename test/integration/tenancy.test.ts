@@ -35,6 +35,8 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     const key = await stack.api('POST', '/v1/api-keys', { token: alice, body: { name: 'tenancy' } });
     assert.equal(key.status, 201, key.text);
     aliceKeyId = key.body.id;
+    const agent = await stack.api('POST', `/v1/projects/${projectId}/agents`, { token: alice, body: { name: 'alice', steps: [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }] } });
+    assert.equal(agent.status, 201, agent.text);
   });
 
   after(async function () {
@@ -86,6 +88,8 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
       'POST /v1/tasks/:id/consent': { grant: true },
       'POST /v1/tasks': { projectId, tool: 'echo', arguments: { text: 'x' } },
       'POST /v1/tasks/retry': { projectId },
+      'POST /v1/projects/:id/agents': { name: 'theirs', steps: [{ id: 'a', tool: 'echo', arguments: {} }] },
+      'PUT /v1/projects/:id/agents/:name': { steps: [{ id: 'a', tool: 'echo', arguments: {} }] },
     };
     // Routes about the caller's own things (or refused outright to non-admins): they name nothing of alice's.
     const open = new Set(['GET /v1/projects', 'POST /v1/projects', 'GET /v1/mcps', 'POST /v1/mcps', 'GET /v1/tasks', 'GET /v1/api-keys', 'POST /v1/api-keys', 'GET /v1/audit']);

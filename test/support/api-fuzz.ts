@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
+import { agentRouteGenerators } from './api-fuzz-agents.ts';
 
 // Request generators for every route of the API: well-formed requests, and the same requests mutated the ways an
 // attacker or a broken client would (wrong types, missing or extra fields, NUL, lone surrogates, huge numbers, deep
@@ -27,6 +28,9 @@ export interface FuzzWorld {
   /** What the DELETE routes may remove, so the rest of the world lives through the whole run. */
   doomedProjectId: string;
   doomedServerId: string;
+  /** Agents of the first project (one named doomed-agent may be deleted) and runs of them. */
+  agentNames?: string[];
+  agentRunIds?: string[];
   /** URLs that may be registered or bound: a real MCP server on 127.0.0.1, closed ports, refused addresses. */
   urls: string[];
 }
@@ -248,6 +252,7 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
     'GET /v1/audit': query({ actor: fc.oneof(fc.constantFrom(...w.logins), text), action: fc.oneof(fc.constantFrom('registry.create'), text), limit: fc.oneof(num.map(String), text), cursor: fc.oneof(fc.nat().map(String), fc.constant('99999999999999999999'), text) }).map((q) => ({
       path: `/v1/audit${q}`,
     })),
+    ...agentRouteGenerators({ project, text, jsonValue, body, seg, agentNames: w.agentNames ?? ['none'], agentRunIds: w.agentRunIds ?? [] }),
     'POST /mcp/projects/:projectId': fc
       .tuple(
         project,
