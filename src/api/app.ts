@@ -1,7 +1,11 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
-import type { AgentService } from '../core/agents.ts';
 import type { TokenService } from '../core/auth-tokens.ts';
+import type { ApiKeys } from '../core/api-keys.ts';
+import type { AuditLog } from '../core/audit-log.ts';
+import type { VerifiedBearer } from '../core/bearer-verifier.ts';
+import type { CallerScopes } from '../core/caller-scope.ts';
+import type { AgentService } from '../core/agents.ts';
 import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
@@ -16,6 +20,9 @@ import type { Logger } from '../lib/logger.ts';
 import type { Metrics } from '../lib/metrics.ts';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { authenticate } from './authenticate.ts';
+import { enterCallerScope } from './caller-scope.ts';
+import { apiKeyRoutes } from './routes/api-keys.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
@@ -43,7 +50,13 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   metricsRegistry: MetricsRegistry;
+  /** Access tokens and API keys alike. */
+  bearers: { verify(token: string): Promise<VerifiedBearer> };
+  /** Access tokens only: sign-in links with them and publishes their keys. */
   tokens: TokenService;
+  scopes: CallerScopes;
+  apiKeys: ApiKeys;
+  audit: AuditLog;
   users: UserDirectory;
   signIn: SignIn;
   projects: ProjectService;
@@ -113,6 +126,8 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
     meRoutes(deps),
+    apiKeyRoutes(deps),
+    auditRoutes(deps),
     agentRoutes({ agents: deps.agents }),
     knowledgeGraphRoutes(deps),
     knowledgeGraphMcpRoutes(deps),
@@ -130,7 +145,8 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   v1.push(mcpEndpoint);
   // Bodies are read only for authenticated callers, and only within their request limit.
   const guards = [
-    authenticate(deps.tokens, authenticationLimits(limits)),
+    authenticate(deps.bearers, authenticationLimits(limits)),
+    enterCallerScope(deps.scopes),
     limitPerUser(limits.request),
     jsonBody({ maxBytes: deps.maxRequestBytes }),
   ];

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
 import { authOperations } from './routes/auth.ts';
+import { apiKeyOperations } from './routes/api-keys.ts';
+import { auditOperations } from './routes/audit.ts';
 import { agentOperations } from './routes/agents.ts';
 import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
@@ -28,6 +30,8 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...healthOperations,
   ...docsOperations,
   ...authOperations,
+  ...apiKeyOperations,
+  ...auditOperations,
   ...mcpEndpointOperations,
 ];
 

@@ -187,6 +187,19 @@ export interface SignInCodesTable {
   consumed_at: Date | null;
 }
 
+export interface ApiKeysTable {
+  id: string;
+  user_id: string;
+  name: string;
+  project_id: string | null;
+  role: ProjectRole | null;
+  secret_hash: Buffer;
+  created_at: CreatedAt;
+  expires_at: Date | null;
+  last_used_at: ColumnType<Date | null, never, Date>;
+  revoked_at: ColumnType<Date | null, never, Date>;
+}
+
 export interface AgentsTable {
   id: Generated<string>;
   project_id: string;
@@ -283,6 +296,7 @@ export interface Database {
   sign_in_attempts: SignInAttemptsTable;
   refresh_tokens: RefreshTokensTable;
   sign_in_codes: SignInCodesTable;
+  api_keys: ApiKeysTable;
   agents: AgentsTable;
   agent_versions: AgentVersionsTable;
   agent_runs: AgentRunsTable;
