@@ -165,6 +165,38 @@ function withoutEmpty(env: Record<string, string | undefined>): Record<string, s
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
 }
 
+/** Where the Temporal CLI's releases live; TEMPORAL_CLI_DOWNLOAD_URL replaces it (a mirror, or a local server in tests). */
+const DEFAULT_CLI_DOWNLOAD_URL = 'https://github.com/temporalio/cli/releases/download';
+
+const temporalCliSchema = z.object({
+  TEMPORAL_CLI_DOWNLOAD: z.enum(['on', 'off'], { error: 'must be on or off' }).optional(),
+  TEMPORAL_CLI_DOWNLOAD_URL: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL')
+    .default(DEFAULT_CLI_DOWNLOAD_URL),
+  CI: z.string().optional(),
+});
+
+/**
+ * Whether and from where a missing Temporal CLI is downloaded. Read apart from loadConfig because
+ * tests, CI and benchmarks look for the CLI without a full configuration. Unless TEMPORAL_CLI_DOWNLOAD
+ * says otherwise, `byDefault` decides, and CI (CI set to anything but false/0) never downloads.
+ */
+export function temporalCliDownload(
+  env: Record<string, string | undefined>,
+  { byDefault }: { byDefault: boolean },
+): { baseUrl: string } | undefined {
+  const parsed = temporalCliSchema.safeParse(withoutEmpty(env));
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const inCi = e.CI !== undefined && !/^(false|0)$/i.test(e.CI);
+  const enabled = e.TEMPORAL_CLI_DOWNLOAD === undefined ? byDefault && !inCi : e.TEMPORAL_CLI_DOWNLOAD === 'on';
+  return enabled ? { baseUrl: e.TEMPORAL_CLI_DOWNLOAD_URL } : undefined;
+}
+
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = schema.safeParse(withoutEmpty(env));
   if (!parsed.success) {

@@ -9,7 +9,7 @@ import { Registry as MetricsRegistry } from 'prom-client';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfig, temporalCliDownload, type Config } from './config.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
@@ -50,6 +50,10 @@ async function migrate(config: Config, log: Logger): Promise<void> {
   }
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 async function startApi(world: World): Promise<{ server: http.Server; stop: Stopper }> {
   const { config } = world;
   const app = createApp({
@@ -58,6 +62,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     maxRequestBytes: config.limits.maxRequestBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
     trustProxy: config.trustProxy,
+    version: packageVersion(),
   });
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.port, config.host, resolve));
@@ -173,7 +178,9 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   }
   const [host, port] = splitAddress(config.temporal.address);
 
-  const cli = await findOrBuildTemporalCli({ env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m) });
+  // Downloading by default: a first run on a machine with only Node then needs no Go and no 9-minute build.
+  const download = temporalCliDownload(env, { byDefault: true });
+  const cli = await findOrBuildTemporalCli({ env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m), download });
   const temporal = await startDevServer({
     cliPath: cli,
     dbFile: path.join(dataDir, 'temporal.db'),

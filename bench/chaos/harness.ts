@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { PROJECT_ROOT } from '../../src/compose.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig, temporalCliDownload } from '../../src/config.ts';
 import { createTokenService } from '../../src/core/auth-tokens.ts';
 import { ensureUser } from '../../src/core/users.ts';
 import type { Db } from '../../src/db/create-db.ts';
@@ -131,7 +131,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // --- private services, MCP servers and the workflow bundle, side by side ---------------------------------------
     log('starting a private Postgres, Redis and Temporal dev server, the MCP servers, and building the workflow bundle');
-    const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log });
+    const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log, download: temporalCliDownload(process.env, { byDefault: false }) });
     const tracked = <T extends RestartableService>(name: string, s: T): T => {
       services.push(s);
       stops.push([name, () => s.stop()]);

@@ -25,6 +25,8 @@ export interface ApiOperation {
   auth: 'bearer' | 'none';
   params?: z.ZodObject;
   query?: z.ZodObject;
+  /** Request headers the operation reads (Idempotency-Key, Last-Event-ID); names as sent. */
+  headers?: z.ZodObject;
   body?: z.ZodType;
   /** An example request body; the contract test checks it against `body`. */
   example?: unknown;

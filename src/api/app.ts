@@ -18,6 +18,8 @@ import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
 import { notFoundFallback, Problem, problemMiddleware } from './problem.ts';
 import { requestContext } from './request-context.ts';
+import { API_OPERATIONS, buildOpenApiDocument } from './openapi.ts';
+import { docsRoutes } from './routes/docs.ts';
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
 import { mcpRoutes, type ServerHealthCheck } from './routes/mcps.ts';
 import { authenticationLimits, limitPerAddress, limitPerUser } from './rate-limit.ts';
@@ -45,6 +47,8 @@ export interface AppDeps {
   /** Behind a reverse proxy that sets X-Forwarded-For: the client address comes from it. */
   trustProxy?: boolean;
   sseHeartbeatMs: number;
+  /** The API's version, shown in the OpenAPI document. */
+  version?: string;
 }
 
 /** A route as the router matches it: what the auth sweep walks. */
@@ -99,7 +103,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   ];
   for (const router of v1) guardEveryRoute(router, guards);
   // Routes that answer without a bearer (sign-in, documents, discovery): limited per address, bodies bounded.
-  const publicRouters: Router<any>[] = [];
+  const publicRouters: Router<any>[] = [docsRoutes({ document: () => buildOpenApiDocument(API_OPERATIONS, { version: deps.version ?? '0.0.0' }) })];
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
   // Requests with no user to count against count against their address: the health routes, and (at the end of the
   // chain) whatever no router answered. Failed authentications count through the hooks above.
@@ -118,6 +122,6 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   app.use(perAddress);
   const table = (routers: Router<any>[], auth: RouteEntry['auth']): RouteEntry[] =>
     routers.flatMap((router) => router.stack.map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path), auth })));
-  app.routeTable = [...table(v1, 'bearer'), ...table(publicRouters, 'none')];
+  app.routeTable = [...table(v1, 'bearer'), ...table([health, ...publicRouters], 'none')];
   return app;
 }

@@ -1,39 +1,40 @@
-import { execFile, spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { buildTemporalCliWithGo, CLI_MODULE } from './cli-go-build.ts';
+import { CliDownloadError, downloadTemporalCli } from './cli-download.ts';
+import { describeVersion, isPinned, TEMPORAL_CLI_VERSION, temporalCliVersion } from './cli-version.ts';
+import { withInstallLock } from './install-lock.ts';
 
-const execFileAsync = promisify(execFile);
+export { TEMPORAL_CLI_VERSION, temporalCliVersion, type TemporalCliVersion } from './cli-version.ts';
 
-/** v1.5.1 is the last tag whose go.mod has no `replace` directive, so `go install` can build it. */
-export const TEMPORAL_CLI_VERSION = '1.5.1';
-/** The server embedded in CLI v1.5.1; identifies a build whose CLI version was not stamped. */
-const TEMPORAL_SERVER_VERSION = '1.29.1';
-const CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
-/** Without it `go install` reports version 0.0.0-DEV. */
-const VERSION_LDFLAGS = `-ldflags=-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`;
 const FALLBACK_GO = '/usr/local/go/bin/go';
 /** A cold build downloads ~150 modules and compiles the server: minutes on a small box. */
-const BUILD_WAIT_LIMIT_MS = 30 * 60_000;
-const LOCK_POLL_MS = 1000;
-const HEARTBEAT_MS = 30_000;
+const INSTALL_WAIT_LIMIT_MS = 30 * 60_000;
+/** The name older versions of this finder used too, so an old and a new process never install at once. */
+const LOCK_FILE = 'temporal-build.lock';
 
 export interface FindTemporalCliOptions {
   env: Record<string, string | undefined>;
   toolsDir: string;
   log: (msg: string) => void;
+  /** Download the release from this base URL when no binary is found; absent: never download. */
+  download?: { baseUrl: string };
+  /** Where to look for Go when it is not on PATH. */
+  goFallbacks?: readonly string[];
 }
 
-function installHelp(toolsDir: string): string {
+function installHelp(toolsDir: string, tried: string[]): string {
   const bin = join(toolsDir, 'bin');
   return [
-    `Temporal CLI not found and Go is not available to build it. Do one of:`,
-    `  1. install Go (https://go.dev/dl/) and run: ` +
-      `CGO_ENABLED=0 GOBIN=${bin} go install ${CLI_MODULE}@v${TEMPORAL_CLI_VERSION}`,
+    `Temporal CLI v${TEMPORAL_CLI_VERSION} not found, and it could not be installed:`,
+    ...tried.map((t) => `  - ${t}`),
+    `Do one of:`,
+    `  1. run with TEMPORAL_CLI_DOWNLOAD=on while online: the release is downloaded into ${bin}`,
     `  2. install the Temporal CLI v${TEMPORAL_CLI_VERSION} (https://docs.temporal.io/cli#install) ` +
-      `and put \`temporal\` on PATH`,
-    `  3. set TEMPORAL_CLI=/absolute/path/to/temporal`,
+      `and put \`temporal\` on PATH, or set TEMPORAL_CLI=/absolute/path/to/temporal`,
+    `  3. install Go (https://go.dev/dl/) and run: ` +
+      `CGO_ENABLED=0 GOBIN=${bin} go install ${CLI_MODULE}@v${TEMPORAL_CLI_VERSION}`,
   ].join('\n');
 }
 
@@ -57,34 +58,7 @@ async function findOnPath(name: string, pathVar: string | undefined): Promise<st
   return undefined;
 }
 
-export interface TemporalCliVersion {
-  /** "1.5.1", or "0.0.0-DEV" for a plain `go install` without our -ldflags */
-  cli: string;
-  /** the embedded server, e.g. "1.29.1" */
-  server?: string;
-}
-
-/** Parses `temporal --version`; undefined when the binary does not answer like a Temporal CLI. */
-export async function temporalCliVersion(cliPath: string): Promise<TemporalCliVersion | undefined> {
-  try {
-    const { stdout } = await execFileAsync(cliPath, ['--version'], { timeout: 20_000 });
-    const cli = /version\s+v?(\d+\.\d+\.\d+\S*)/i.exec(stdout)?.[1];
-    if (cli === undefined) return undefined;
-    return { cli, server: /Server\s+v?(\d+\.\d+\.\d+)/.exec(stdout)?.[1] };
-  } catch {
-    return undefined;
-  }
-}
-
-function describeVersion(version: TemporalCliVersion | undefined): string {
-  if (!version) return 'unknown';
-  return version.server ? `${version.cli}, server ${version.server}` : version.cli;
-}
-
-function isPinned(version: TemporalCliVersion | undefined): boolean {
-  return version?.cli === TEMPORAL_CLI_VERSION || version?.server === TEMPORAL_SERVER_VERSION;
-}
-
+/** Looks in order at TEMPORAL_CLI, PATH and `toolsDir/bin`; then downloads the release; then builds it with Go. */
 export async function findOrBuildTemporalCli(opts: FindTemporalCliOptions): Promise<string> {
   const { env, log } = opts;
   const toolsDir = resolve(opts.toolsDir);
@@ -118,12 +92,44 @@ export async function findOrBuildTemporalCli(opts: FindTemporalCliOptions): Prom
   const local = join(toolsDir, 'bin', 'temporal');
   if (await isPinnedBuild(local, log)) return local;
 
-  const go =
-    (await findOnPath('go', env.PATH)) ?? ((await isExecutableFile(FALLBACK_GO)) ? FALLBACK_GO : undefined);
-  if (!go) throw new Error(installHelp(toolsDir));
-
-  await buildUnderLock({ go, toolsDir, target: local, env, log });
+  const go = await findGo(env, opts.goFallbacks ?? [FALLBACK_GO]);
+  if (!opts.download && !go) {
+    throw new Error(installHelp(toolsDir, ['download: off (TEMPORAL_CLI_DOWNLOAD)', 'Go build: `go` is not on PATH']));
+  }
+  await mkdir(join(toolsDir, 'bin'), { recursive: true });
+  await withInstallLock(join(toolsDir, LOCK_FILE), { waitLimitMs: INSTALL_WAIT_LIMIT_MS, log }, async () => {
+    // Someone may have installed it while we waited for the lock.
+    if (await isPinnedBuild(local, log)) return;
+    await removeStaleStaging(toolsDir);
+    await install({ ...opts, toolsDir, target: local, go });
+  });
   return local;
+}
+
+async function install(args: FindTemporalCliOptions & { target: string; go: string | undefined }): Promise<void> {
+  const { toolsDir, target, go, env, log } = args;
+  const tried: string[] = [];
+  if (args.download) {
+    try {
+      await downloadTemporalCli({ baseUrl: args.download.baseUrl, stagingDir: toolsDir, target, log });
+      return;
+    } catch (err) {
+      if (!(err instanceof CliDownloadError)) throw err;
+      log(`temporal cli: download failed: ${err.message}${go ? '; building it with Go instead' : ''}`);
+      tried.push(`download: ${err.message}`);
+    }
+  } else {
+    tried.push('download: off (TEMPORAL_CLI_DOWNLOAD)');
+  }
+  if (!go) throw new Error(installHelp(toolsDir, [...tried, 'Go build: `go` is not on PATH']));
+  await buildTemporalCliWithGo({ go, stagingDir: toolsDir, target, env, log });
+}
+
+async function findGo(env: Record<string, string | undefined>, fallbacks: readonly string[]): Promise<string | undefined> {
+  const onPath = await findOnPath('go', env.PATH);
+  if (onPath) return onPath;
+  for (const candidate of fallbacks) if (await isExecutableFile(candidate)) return candidate;
+  return undefined;
 }
 
 async function isPinnedBuild(path: string, log: (msg: string) => void): Promise<boolean> {
@@ -133,150 +139,15 @@ async function isPinnedBuild(path: string, log: (msg: string) => void): Promise<
     log(`temporal cli: ${path} (version ${describeVersion(version)})`);
     return true;
   }
-  log(`temporal cli: ${path} reports version ${describeVersion(version)}, rebuilding v${TEMPORAL_CLI_VERSION}`);
+  log(`temporal cli: ${path} reports version ${describeVersion(version)}, installing v${TEMPORAL_CLI_VERSION}`);
   return false;
 }
 
-interface BuildArgs {
-  go: string;
-  toolsDir: string;
-  target: string;
-  env: Record<string, string | undefined>;
-  log: (msg: string) => void;
-}
-
-/**
- * Two processes (parallel test runs, `npm start` beside `npm test`) may both find no binary.
- * One takes an O_EXCL lock file and builds; the others wait for it. The build goes to a private
- * GOBIN and is renamed into place, so nobody ever sees a half-written binary.
- */
-async function buildUnderLock(args: BuildArgs): Promise<void> {
-  const { toolsDir, target, log } = args;
-  await mkdir(join(toolsDir, 'bin'), { recursive: true });
-  const lockPath = join(toolsDir, 'temporal-build.lock');
-  const deadline = Date.now() + BUILD_WAIT_LIMIT_MS;
-  let announcedWait = false;
-
-  for (;;) {
-    const lock = await tryLock(lockPath);
-    if (lock) {
-      try {
-        if (await isPinnedBuild(target, log)) return;
-        await buildInto(args);
-        return;
-      } finally {
-        await rm(lockPath, { force: true });
-      }
+/** Staging folders left by a process killed mid-install; only called under the lock, when nobody else installs. */
+async function removeStaleStaging(toolsDir: string): Promise<void> {
+  for (const name of await readdir(toolsDir)) {
+    if (name.startsWith('.download-') || name.startsWith('.build-')) {
+      await rm(join(toolsDir, name), { recursive: true, force: true });
     }
-    if (!announcedWait) {
-      log(`temporal cli: another process is building it (lock ${lockPath}); waiting`);
-      announcedWait = true;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for another process to build the Temporal CLI (lock ${lockPath}). ` +
-          `If no build is running, delete the lock file and retry.`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
-    if (!(await lockHolderAlive(lockPath))) await rm(lockPath, { force: true });
-  }
-}
-
-async function tryLock(lockPath: string): Promise<boolean> {
-  try {
-    const handle = await open(lockPath, 'wx');
-    await handle.writeFile(`${process.pid}\n`);
-    await handle.close();
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
-}
-
-async function lockHolderAlive(lockPath: string): Promise<boolean> {
-  let content: string;
-  let ageMs: number;
-  try {
-    content = await readFile(lockPath, 'utf8');
-    ageMs = Date.now() - (await stat(lockPath)).mtimeMs;
-  } catch {
-    return false;
-  }
-  const pid = Number.parseInt(content, 10);
-  // The holder writes its pid right after creating the file; an empty file is a lock being born,
-  // unless it is old enough that its creator must have died in between.
-  if (!Number.isInteger(pid) || pid <= 0) return ageMs < 60_000;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function buildInto({ go, toolsDir, target, env, log }: BuildArgs): Promise<void> {
-  const gobin = join(toolsDir, `.build-${process.pid}-${Date.now()}`);
-  await mkdir(gobin, { recursive: true });
-  const started = Date.now();
-  log(`temporal cli: building v${TEMPORAL_CLI_VERSION} with ${go} (a cold build takes minutes)`);
-  try {
-    await runGo(go, ['install', VERSION_LDFLAGS, `${CLI_MODULE}@v${TEMPORAL_CLI_VERSION}`], {
-      ...env,
-      CGO_ENABLED: '0',
-      GOBIN: gobin,
-    }, log);
-    await rename(join(gobin, 'temporal'), target);
-    log(`temporal cli: built ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  } finally {
-    await rm(gobin, { recursive: true, force: true });
-  }
-}
-
-async function runGo(
-  go: string,
-  args: string[],
-  env: Record<string, string | undefined>,
-  log: (msg: string) => void,
-): Promise<void> {
-  const child = spawn(go, args, { env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const tail: string[] = [];
-  const onLine = (line: string) => {
-    if (line.trim() === '') return;
-    tail.push(line);
-    if (tail.length > 30) tail.shift();
-    log(`go: ${line.replace(/^go: /, '')}`);
-  };
-  for (const stream of [child.stdout, child.stderr]) {
-    let buffered = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      lines.forEach(onLine);
-    });
-    stream.on('end', () => onLine(buffered));
-  }
-  const started = Date.now();
-  // Compiling prints nothing for minutes; say we are alive.
-  const heartbeat = setInterval(
-    () => log(`temporal cli: still building (${Math.round((Date.now() - started) / 1000)} s)`),
-    HEARTBEAT_MS,
-  );
-  try {
-    const code = await new Promise<number | null>((resolveExit, rejectExit) => {
-      child.once('error', rejectExit);
-      child.once('close', resolveExit);
-    });
-    if (code !== 0) {
-      throw new Error(
-        `building the Temporal CLI failed (\`${go} ${args.join(' ')}\` exited with ${code}):\n` +
-          tail.join('\n'),
-      );
-    }
-  } finally {
-    clearInterval(heartbeat);
   }
 }

@@ -3,6 +3,7 @@ import { Connection } from '@temporalio/client';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/contracts.ts';
 import { PROJECT_ROOT } from '../../src/compose.ts';
+import { temporalCliDownload } from '../../src/config.ts';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli-binary.ts';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server.ts';
 import { ensureNamespaceReady } from '../../src/temporal/namespace-setup.ts';
@@ -22,7 +23,7 @@ let started: Promise<{ server: DevServer; shared: SharedTemporal }> | undefined;
 export function sharedTemporal(): Promise<SharedTemporal> {
   started ??= (async () => {
     installQuietRuntime();
-    const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => process.stderr.write(`${m}\n`) });
+    const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => process.stderr.write(`${m}\n`), download: temporalCliDownload(process.env, { byDefault: false }) });
     const [server, bundle] = await Promise.all([
       startDevServer({ cliPath: cli, namespace: 'default', uiPort: false, log: () => undefined, readyTimeoutMs: 120_000 }),
       bundleWorkflows(),

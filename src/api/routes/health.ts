@@ -1,5 +1,7 @@
 import Router from '@koa/router';
 import type { Registry } from 'prom-client';
+import { z } from 'zod';
+import type { ApiOperation } from '../api-operation.ts';
 import { Problem } from '../problem.ts';
 
 export type ReadinessCheck = () => Promise<void>;
@@ -37,3 +39,12 @@ export function healthRoutes(deps: { checks: Record<string, ReadinessCheck>; met
 
   return router;
 }
+
+export const healthOperations: ApiOperation[] = [
+  { method: 'get', path: '/healthz', operationId: 'liveness', summary: 'The process answers', tags: ['health'], auth: 'none', responses: { 200: { description: 'alive', schema: z.object({ status: z.literal('ok') }) } } },
+  {
+    method: 'get', path: '/readyz', operationId: 'readiness', summary: 'Every dependency answers (Postgres, Redis, Temporal)', tags: ['health'], auth: 'none',
+    responses: { 200: { description: 'ready', schema: z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.enum(['up', 'down'])) }) } }, problems: [503],
+  },
+  { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics', tags: ['health'], auth: 'none', responses: { 200: { description: 'metrics in the Prometheus text format', contentType: 'text/plain', schema: z.string() } } },
+];

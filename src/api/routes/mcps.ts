@@ -3,7 +3,9 @@ import { z } from 'zod';
 import type { ProjectService } from '../../core/projects.ts';
 import type { McpServer, Registry } from '../../core/registry.ts';
 import type { UserDirectory } from '../../core/users.ts';
+import type { ApiOperation } from '../api-operation.ts';
 import type { AppState } from '../authenticate.ts';
+import { itemsOf, mcpServerSchema, serverHealthSchema } from '../response-schemas.ts';
 import { boundedText, NO_NUL } from '../schemas.ts';
 
 const toolName = boundedText(200).min(1);
@@ -92,3 +94,25 @@ export function mcpRoutes(deps: { registry: Registry; projects: ProjectService; 
 
   return router;
 }
+
+const serverParams = z.object({ id: z.string().describe('the server id or name') });
+
+export const mcpOperations: ApiOperation[] = [
+  {
+    method: 'post', path: '/v1/mcps', operationId: 'registerMcpServer', summary: 'Register an MCP server (its tools are listed from the oracle URL)', tags: ['mcps'], auth: 'bearer',
+    body: registerBody, example: { name: 'semgrep', oracleUrl: 'https://mcp.example.com/mcp', canRunOnUserSpace: true, fallbackToOracle: true, heavyTools: ['semgrep_scan'] },
+    responses: { 201: { description: 'the server', schema: mcpServerSchema } }, problems: [403, 409, 422, 502],
+  },
+  { method: 'get', path: '/v1/mcps', operationId: 'listMcpServers', summary: 'Public servers and your own', tags: ['mcps'], auth: 'bearer', responses: { 200: { description: 'the servers', schema: itemsOf(mcpServerSchema) } } },
+  { method: 'get', path: '/v1/mcps/{id}', operationId: 'getMcpServer', summary: 'One server with its tools', tags: ['mcps'], auth: 'bearer', params: serverParams, responses: { 200: { description: 'the server', schema: mcpServerSchema } }, problems: [404] },
+  {
+    method: 'patch', path: '/v1/mcps/{id}', operationId: 'updateMcpServer', summary: "Change a server's settings (owner or admin)", tags: ['mcps'], auth: 'bearer', params: serverParams,
+    body: patchBody, example: { enabled: false, cost: 2.5 }, responses: { 200: { description: 'the server', schema: mcpServerSchema } }, problems: [403, 404, 409, 422],
+  },
+  { method: 'delete', path: '/v1/mcps/{id}', operationId: 'removeMcpServer', summary: 'Remove a server (owner or admin)', tags: ['mcps'], auth: 'bearer', params: serverParams, responses: { 204: { description: 'removed' } }, problems: [403, 404, 409] },
+  { method: 'post', path: '/v1/mcps/{id}/refresh', operationId: 'refreshMcpServer', summary: "List the server's tools again", tags: ['mcps'], auth: 'bearer', params: serverParams, responses: { 200: { description: 'the server', schema: mcpServerSchema } }, problems: [403, 404, 422, 502, 503] },
+  {
+    method: 'get', path: '/v1/mcps/{id}/health', operationId: 'checkMcpServerHealth', summary: "Probe a server's oracle, and with projectId the project's Space", tags: ['mcps'], auth: 'bearer', params: serverParams,
+    query: healthQuery, responses: { 200: { description: 'what each target answered', schema: serverHealthSchema } }, problems: [404, 502],
+  },
+];

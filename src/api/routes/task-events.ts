@@ -1,7 +1,9 @@
 import Router from '@koa/router';
+import { z } from 'zod';
 import { LimitExceededError, type StreamSlot } from '../../core/limits.ts';
 import type { TaskEventFeed } from '../../core/task-event-feed.ts';
 import type { TaskService } from '../../core/tasks.ts';
+import type { ApiOperation } from '../api-operation.ts';
 import type { AppState } from '../authenticate.ts';
 import { openEventStream, parseLastEventId } from '../sse.ts';
 
@@ -43,3 +45,14 @@ export function taskEventRoutes(deps: { tasks: TaskService; feed: TaskEventFeed;
 
   return router;
 }
+
+export const taskEventOperations: ApiOperation[] = [
+  {
+    method: 'get', path: '/v1/tasks/{id}/events', operationId: 'streamTaskEvents', summary: "A task's events as Server-Sent Events", tags: ['tasks'], auth: 'bearer',
+    description: 'First a `snapshot` event (the task), then every event after Last-Event-ID (`id:` is its sequence number), live, until the task ends. Reconnect with Last-Event-ID to resume.',
+    params: z.object({ id: z.uuid() }),
+    headers: z.object({ 'Last-Event-ID': z.string().regex(/^\d+$/).optional().describe('resume after this event') }),
+    query: z.object({ lastEventId: z.string().regex(/^\d+$/).optional().describe('the same, for clients that cannot set headers (EventSource)') }),
+    responses: { 200: { description: 'the event stream', contentType: 'text/event-stream', schema: z.string() } }, problems: [404, 429],
+  },
+];

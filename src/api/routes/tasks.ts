@@ -4,7 +4,9 @@ import { z } from 'zod';
 import { TASK_STATUSES } from '../../core/task-model.ts';
 import type { ResultService } from '../../core/results.ts';
 import type { TaskService } from '../../core/tasks.ts';
+import type { ApiOperation } from '../api-operation.ts';
 import type { AppState } from '../authenticate.ts';
+import { retryManyResultSchema, taskPageSchema, taskSchema } from '../response-schemas.ts';
 import { Problem } from '../problem.ts';
 
 const submitBody = z.strictObject({
@@ -98,3 +100,32 @@ export function taskRoutes(deps: { tasks: TaskService; results: ResultService; l
 
   return router;
 }
+
+const taskParams = z.object({ id: z.uuid() });
+const submitHeaders = z.object({ 'Idempotency-Key': z.string().regex(IDEMPOTENCY_KEY).optional().describe('the same key and body answer with the same task') });
+
+export const taskOperations: ApiOperation[] = [
+  {
+    method: 'post', path: '/v1/tasks', operationId: 'submitTask', summary: 'Run a tool as a durable task', tags: ['tasks'], auth: 'bearer', headers: submitHeaders,
+    description: 'Routes the call to a registered server that offers the tool, runs it with retries and stores the result. Answers at once; follow the task with GET /v1/tasks/{id} or its event stream.',
+    body: submitBody, example: { projectId: '0b9d6c2e-4f7a-4c1e-9a51-2f0a7d3e8b11', tool: 'semgrep_scan', arguments: { path: 'src/' }, heavy: true, consentToOracle: false },
+    responses: { 202: { description: 'the task, accepted', schema: taskSchema } }, problems: [403, 404, 409, 422, 503],
+  },
+  {
+    method: 'post', path: '/v1/tasks/retry', operationId: 'retryTasks', summary: "Rerun a project's failed or canceled tasks", tags: ['tasks'], auth: 'bearer',
+    body: retryManyBody, example: { projectId: '0b9d6c2e-4f7a-4c1e-9a51-2f0a7d3e8b11', status: 'failed', since: '2026-01-01T00:00:00Z', limit: 100 },
+    responses: { 200: { description: 'nothing to rerun', schema: retryManyResultSchema }, 202: { description: 'the reruns, accepted', schema: retryManyResultSchema } }, problems: [403, 404, 503],
+  },
+  { method: 'post', path: '/v1/tasks/{id}/retry', operationId: 'retryTask', summary: 'Rerun a failed or canceled task as a new task', tags: ['tasks'], auth: 'bearer', params: taskParams, responses: { 202: { description: 'the new task', schema: taskSchema } }, problems: [403, 404, 409, 503] },
+  { method: 'get', path: '/v1/tasks', operationId: 'listTasks', summary: 'Your tasks, newest first', tags: ['tasks'], auth: 'bearer', query: listQuery, responses: { 200: { description: 'a page of tasks', schema: taskPageSchema } }, problems: [404] },
+  { method: 'get', path: '/v1/tasks/{id}', operationId: 'getTask', summary: 'A task: status, route, attempts, result', tags: ['tasks'], auth: 'bearer', params: taskParams, responses: { 200: { description: 'the task', schema: taskSchema } }, problems: [404] },
+  {
+    method: 'get', path: '/v1/tasks/{id}/result', operationId: 'getTaskResult', summary: "A succeeded task's result, as stored", tags: ['tasks'], auth: 'bearer', params: taskParams,
+    responses: { 200: { description: 'the result bytes in their media type (usually application/json); Digest and ETag carry its sha-256', contentType: '*/*' } }, problems: [404, 409, 410],
+  },
+  {
+    method: 'post', path: '/v1/tasks/{id}/consent', operationId: 'decideConsent', summary: 'Grant or deny running on the platform instead of your Space', tags: ['tasks'], auth: 'bearer', params: taskParams,
+    body: consentBody, example: { grant: true }, responses: { 200: { description: 'the task', schema: taskSchema } }, problems: [403, 404, 409],
+  },
+  { method: 'post', path: '/v1/tasks/{id}/cancel', operationId: 'cancelTask', summary: 'Cancel a task', tags: ['tasks'], auth: 'bearer', params: taskParams, responses: { 202: { description: 'the task, cancel requested', schema: taskSchema } }, problems: [403, 404, 409] },
+];
