@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { x as extractTar } from 'tar';
+import { type ReadEntry, x as extractTar } from 'tar';
 import { describeVersion, isPinned, TEMPORAL_CLI_VERSION, temporalCliVersion } from './cli-version.ts';
 
 /** The CLI's goreleaser config names the SHA-256 list of a release this way. */
@@ -47,6 +47,8 @@ export interface DownloadCliArgs {
   log: (msg: string) => void;
   platform?: NodeJS.Platform;
   arch?: string;
+  /** Give up when nothing arrives for this long (default STALL_MS). */
+  stallMs?: number;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function downloadTemporalCli(args: DownloadCliArgs): Promise<void> 
   try {
     const archivePath = join(staging, archive);
     const started = Date.now();
-    const actual = await fetchToFile(`${releaseUrl}/${archive}`, archivePath, log);
+    const actual = await fetchToFile(`${releaseUrl}/${archive}`, archivePath, log, args.stallMs ?? STALL_MS);
     if (actual !== expected) {
       throw new CliDownloadError(`${archive} does not match the release's checksum (sha256 ${actual}, expected ${expected}); refusing to install it`);
     }
@@ -107,9 +109,9 @@ async function request(url: string, signal: AbortSignal): Promise<Response> {
 }
 
 /** Streams `url` into `path`, reporting progress, and returns the SHA-256 of what arrived. */
-async function fetchToFile(url: string, path: string, log: (msg: string) => void): Promise<string> {
+async function fetchToFile(url: string, path: string, log: (msg: string) => void, stallMs: number): Promise<string> {
   const stall = new AbortController();
-  let stallTimer = setTimeout(() => stall.abort(), STALL_MS);
+  let stallTimer = setTimeout(() => stall.abort(), stallMs);
   const res = await request(url, stall.signal);
   const total = Number(res.headers.get('content-length')) || undefined;
   if (total !== undefined && total > MAX_ARCHIVE_BYTES) {
@@ -124,7 +126,7 @@ async function fetchToFile(url: string, path: string, log: (msg: string) => void
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       clearTimeout(stallTimer);
-      stallTimer = setTimeout(() => stall.abort(), STALL_MS);
+      stallTimer = setTimeout(() => stall.abort(), stallMs);
       received += chunk.length;
       if (received > MAX_ARCHIVE_BYTES) {
         done(new CliDownloadError(`${url} sent more than ${mib(MAX_ARCHIVE_BYTES)}; a Temporal CLI archive is far smaller`));
@@ -142,7 +144,7 @@ async function fetchToFile(url: string, path: string, log: (msg: string) => void
     await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), meter, createWriteStream(path, { flags: 'wx' }));
   } catch (err) {
     if (err instanceof CliDownloadError) throw err;
-    const why = stall.signal.aborted ? `nothing arrived for ${STALL_MS / 1000} s` : causeOf(err);
+    const why = stall.signal.aborted ? `nothing arrived for ${stallMs / 1000} s` : causeOf(err);
     throw new CliDownloadError(`download of ${url} broke off after ${progress(received, total)}: ${why}`);
   } finally {
     clearTimeout(stallTimer);
@@ -154,18 +156,27 @@ async function fetchToFile(url: string, path: string, log: (msg: string) => void
   return hash.digest('hex');
 }
 
-/** Extracts only `temporal` (the archives also hold LICENSE); tar refuses absolute and `..` paths by default. */
+/**
+ * Extracts only the regular file `temporal` (the archives also hold LICENSE). tar refuses absolute and
+ * `..` paths by default; refusing links too keeps a hostile archive from making `temporal` point at, and
+ * the chmod below touch, a file outside the staging folder.
+ */
 async function extractBinary(archivePath: string, dir: string): Promise<string> {
   const into = join(dir, 'extracted');
   await mkdir(into);
   try {
-    await extractTar({ file: archivePath, cwd: into, strict: true, filter: (p) => p.replace(/^\.\//, '') === 'temporal' });
+    await extractTar({
+      file: archivePath,
+      cwd: into,
+      strict: true,
+      filter: (p, entry) => p.replace(/^\.\//, '') === 'temporal' && (entry as ReadEntry).type === 'File',
+    });
   } catch (err) {
     throw new CliDownloadError(`cannot extract ${archivePath}: ${causeOf(err)}`);
   }
   const binary = join(into, 'temporal');
-  const info = await stat(binary).catch(() => undefined);
-  if (!info?.isFile()) throw new CliDownloadError(`the archive holds no file named temporal`);
+  const info = await lstat(binary).catch(() => undefined);
+  if (!info?.isFile()) throw new CliDownloadError(`the archive holds no regular file named temporal`);
   await chmod(binary, 0o755);
   return binary;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { c as createTar } from 'tar';
 import { PROJECT_ROOT } from '../../src/compose.ts';
 import { findOrBuildTemporalCli } from '../../src/temporal/cli-binary.ts';
-import { releaseArchiveName } from '../../src/temporal/cli-download.ts';
+import { downloadTemporalCli, releaseArchiveName } from '../../src/temporal/cli-download.ts';
 import { temporalCliVersion } from '../../src/temporal/cli-version.ts';
 import { until } from '../support/until.ts';
 
@@ -217,6 +217,57 @@ describe('Temporal CLI download', function () {
     assert.equal(logs.filter((l) => l.includes('another process is installing it')).length, 2);
     assert.deepEqual(await leftovers(toolsDir), ['bin/temporal']);
   });
+
+  it('gives up on a download that stalls, leaving nothing behind', async function () {
+    serveRelease();
+    routes.set(`${RELEASE}/${ARCHIVE}`, (_req, res) => {
+      res.writeHead(200, { 'content-length': archive.length });
+      res.write(archive.subarray(0, 4096));
+    });
+    const { toolsDir, target } = await freshMachine();
+    await mkdir(join(toolsDir, 'bin'));
+    const started = Date.now();
+    await assert.rejects(
+      downloadTemporalCli({ baseUrl, stagingDir: toolsDir, target, log, stallMs: 300 }),
+      /broke off after 0\.0 MiB of 0\.5 MiB \(0%\): nothing arrived for 0\.3 s/,
+    );
+    assert.ok(Date.now() - started < 5000, 'the stall is noticed promptly');
+    assert.deepEqual(await leftovers(toolsDir), []);
+  });
+
+  it('refuses an archive whose temporal is a link, or reports another version', async function () {
+    const victim = join(work, 'victim.txt');
+    await writeFile(victim, 'not yours to chmod\n');
+    await chmod(victim, 0o600);
+    const hostile = join(work, 'hostile');
+    await mkdir(hostile);
+    await symlink(victim, join(hostile, 'temporal'));
+    const linkArchive = await tarGz(hostile, ['temporal']);
+
+    const wrong = join(work, 'wrong-version');
+    await mkdir(wrong);
+    await writeFile(join(wrong, 'temporal'), '#!/bin/sh\necho "temporal version 1.1.0 (Server 1.25.0, UI 2.30.0)"\n', { mode: 0o755 });
+    const wrongArchive = await tarGz(wrong, ['temporal']);
+
+    for (const [bytes, reason] of [
+      [linkArchive, /holds no regular file named temporal/],
+      [wrongArchive, /reports version 1\.1\.0, server 1\.25\.0, not 1\.5\.1/],
+    ] as const) {
+      routes.set(`${RELEASE}/checksums.txt`, (_req, res) => res.writeHead(200).end(`${sha256(bytes)}  ${ARCHIVE}\n`));
+      routes.set(`${RELEASE}/${ARCHIVE}`, (_req, res) => res.writeHead(200, { 'content-length': bytes.length }).end(bytes));
+      const { toolsDir, target } = await freshMachine();
+      await mkdir(join(toolsDir, 'bin'));
+      await assert.rejects(downloadTemporalCli({ baseUrl, stagingDir: toolsDir, target, log }), reason);
+      assert.deepEqual(await leftovers(toolsDir), []);
+    }
+    assert.equal((await stat(victim)).mode & 0o777, 0o600, 'the link target was not touched');
+  });
+
+  async function tarGz(dir: string, files: string[]): Promise<Buffer> {
+    const file = join(dir, '..', `${dir.split('/').pop()}.tar.gz`);
+    await createTar({ gzip: true, file, cwd: dir, portable: true }, files);
+    return readFile(file);
+  }
 
   it('recovers after a process is killed mid-download: the next run takes over the lock and cleans up', async function () {
     serveRelease();
