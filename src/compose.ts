@@ -10,6 +10,7 @@ import { createArgumentValidator } from './core/argument-validation.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createConcurrencySlots } from './core/concurrency-slots.ts';
 import { createHealthStore } from './core/health-store.ts';
+import { createKnowledgeGraph } from './core/knowledge-graph.ts';
 import { createLimits, LIMIT_NAMES } from './core/limits.ts';
 import { createAuditLog } from './core/audit-log.ts';
 import { createProjectService } from './core/projects.ts';
@@ -66,6 +67,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const tokens = createTokenService(config.jwt);
   const projects = createProjectService(db);
   const audit = createAuditLog({ db });
+  const kg = createKnowledgeGraph({ db });
   const users = createUserDirectory({ db, adminLogins: config.adminLogins });
   // Every request to a registered or bound URL goes through the guard; the Hub and the blob store are configuration.
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
@@ -249,6 +251,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     users,
     projects,
     audit,
+    kg,
     registry,
     bindings,
     results,

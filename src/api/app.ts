@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
 import type { TokenService } from '../core/auth-tokens.ts';
+import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
 import type { Registry } from '../core/registry.ts';
@@ -21,6 +22,8 @@ import { requestContext } from './request-context.ts';
 import { API_OPERATIONS, buildOpenApiDocument } from './openapi.ts';
 import { docsRoutes } from './routes/docs.ts';
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts';
+import { knowledgeGraphRoutes } from './routes/knowledge-graph.ts';
+import { knowledgeGraphMcpRoutes } from './routes/knowledge-graph-mcp.ts';
 import { mcpRoutes, type ServerHealthCheck } from './routes/mcps.ts';
 import { authenticationLimits, limitPerAddress, limitPerUser } from './rate-limit.ts';
 import { projectRoutes } from './routes/projects.ts';
@@ -40,6 +43,7 @@ export interface AppDeps {
   tasks: TaskService;
   results: ResultService;
   feed: TaskEventFeed;
+  kg: KnowledgeGraph;
   limits: Limits;
   checkServerHealth: ServerHealthCheck;
   readinessChecks: Record<string, ReadinessCheck>;
@@ -94,6 +98,8 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
+    knowledgeGraphRoutes(deps),
+    knowledgeGraphMcpRoutes(deps),
   ];
   // Bodies are read only for authenticated callers, and only within their request limit.
   const guards = [

@@ -4,6 +4,8 @@ import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
+import { knowledgeGraphOperations } from './routes/knowledge-graph.ts';
+import { knowledgeGraphMcpOperations } from './routes/knowledge-graph-mcp.ts';
 import { mcpOperations } from './routes/mcps.ts';
 import { projectOperations } from './routes/projects.ts';
 import { spaceOperations } from './routes/spaces.ts';
@@ -17,6 +19,8 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...mcpOperations,
   ...taskOperations,
   ...taskEventOperations,
+  ...knowledgeGraphOperations,
+  ...knowledgeGraphMcpOperations,
   ...healthOperations,
   ...docsOperations,
 ];

@@ -145,6 +145,28 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
+/** search_text and search are kept by a trigger from name, entity_type and observations. */
+export interface KgEntitiesTable {
+  id: ColumnType<string, never, never>;
+  project_id: string;
+  name: string;
+  entity_type: string;
+  observations: string[];
+  search_text: ColumnType<string, never, never>;
+  search: ColumnType<string, never, never>;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface KgRelationsTable {
+  id: ColumnType<string, never, never>;
+  project_id: string;
+  from_name: string;
+  to_name: string;
+  relation_type: string;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -157,4 +179,6 @@ export interface Database {
   result_staging: ResultStagingTable;
   task_events: TaskEventsTable;
   audit_log: AuditLogTable;
+  kg_entities: KgEntitiesTable;
+  kg_relations: KgRelationsTable;
 }

@@ -221,6 +221,7 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
         { requiredKeys: ['projectId'] },
       ),
     ).map((b) => ({ path: '/v1/tasks/retry', ...b })),
+    ...knowledgeGraphGenerators(project, body, query, text),
     // Not routes of their own: raw bodies that are not JSON at all, or JSON nested far too deep.
     'RAW bodies': fc
       .tuple(fc.constantFrom('/v1/projects', '/v1/tasks', '/v1/mcps'), fc.oneof(fc.string({ maxLength: 50 }), fc.constant(`${'['.repeat(20_000)}${']'.repeat(20_000)}`), fc.constant('{"a":1,"a":2}')))
@@ -238,4 +239,50 @@ export function requestArbitrary(w: FuzzWorld, generators = routeGenerators(w)):
     return fc.tuple(gen, token).map(([r, t]) => ({ method, ...r, ...(t !== undefined ? { token: t } : {}) }));
   });
   return fc.oneof(...keyed);
+}
+
+/** The knowledge graph routes: entity and relation batches, observation lists, queries and the MCP endpoint. */
+function knowledgeGraphGenerators(
+  project: fc.Arbitrary<string>,
+  body: (valid: fc.Arbitrary<Record<string, unknown>>) => fc.Arbitrary<{ body: unknown }>,
+  query: (parts: Record<string, fc.Arbitrary<string>>) => fc.Arbitrary<string>,
+  text: fc.Arbitrary<string>,
+): Record<string, fc.Arbitrary<Omit<FuzzRequest, 'method' | 'token'>>> {
+  const kg = (p: string, rest: string) => `/v1/projects/${p}/kg${rest}`;
+  const name = fc.oneof({ weight: 3, arbitrary: fc.constantFrom('alice', 'acme', 'bob') }, { weight: 1, arbitrary: text });
+  const strings = fc.array(fc.oneof(fc.string({ maxLength: 30 }), text), { maxLength: 4 });
+  const entity = fc.record({ name, entityType: fc.oneof(fc.constantFrom('person', 'company'), text), observations: strings });
+  const relation = fc.record({ from: name, to: name, relationType: fc.oneof(fc.constantFrom('knows', 'works_at'), text) });
+  const entityPath = name.map(encodeSegment);
+  const int = fc.oneof(fc.integer({ min: -2, max: 8 }).map(String), text);
+  const rpc = fc.oneof(
+    fc.record({ jsonrpc: fc.constant('2.0'), id: fc.nat(), method: fc.constant('tools/list') }),
+    fc.record({
+      jsonrpc: fc.constant('2.0'),
+      id: fc.nat(),
+      method: fc.constant('tools/call'),
+      params: fc.oneof(
+        fc.record({ name: fc.constant('create_entities'), arguments: fc.record({ entities: fc.array(entity, { maxLength: 3 }) }) }),
+        fc.record({ name: fc.constant('search_nodes'), arguments: fc.record({ query: fc.oneof(name, text) }) }),
+        fc.record({ name: fc.constant('open_nodes'), arguments: fc.record({ names: fc.array(name, { maxLength: 3 }) }) }),
+        fc.record({ name: fc.oneof(fc.constantFrom('read_graph', 'delete_entities', 'add_observations'), text), arguments: fc.dictionary(text, jsonValue, { maxKeys: 2 }) }),
+      ),
+    }),
+  );
+  const mcpHeaders = { Accept: 'application/json, text/event-stream' };
+  return {
+    'POST /v1/projects/:id/kg/entities': fc.tuple(project, body(fc.record({ entities: fc.array(entity, { maxLength: 4 }) }))).map(([p, b]) => ({ path: kg(p, '/entities'), ...b })),
+    'POST /v1/projects/:id/kg/entities/delete': fc.tuple(project, body(fc.record({ entityNames: fc.array(name, { maxLength: 3 }) }))).map(([p, b]) => ({ path: kg(p, '/entities/delete'), ...b })),
+    'DELETE /v1/projects/:id/kg/entities/:name': fc.tuple(project, entityPath).map(([p, n]) => ({ path: kg(p, `/entities/${n}`) })),
+    'POST /v1/projects/:id/kg/relations': fc.tuple(project, body(fc.record({ relations: fc.array(relation, { maxLength: 4 }) }))).map(([p, b]) => ({ path: kg(p, '/relations'), ...b })),
+    'POST /v1/projects/:id/kg/relations/delete': fc.tuple(project, body(fc.record({ relations: fc.array(relation, { maxLength: 3 }) }))).map(([p, b]) => ({ path: kg(p, '/relations/delete'), ...b })),
+    'POST /v1/projects/:id/kg/observations': fc.tuple(project, body(fc.record({ observations: fc.array(fc.record({ entityName: name, contents: strings }), { maxLength: 3 }) }))).map(([p, b]) => ({ path: kg(p, '/observations'), ...b })),
+    'POST /v1/projects/:id/kg/observations/delete': fc.tuple(project, body(fc.record({ deletions: fc.array(fc.record({ entityName: name, observations: strings }), { maxLength: 3 }) }))).map(([p, b]) => ({ path: kg(p, '/observations/delete'), ...b })),
+    'GET /v1/projects/:id/kg/search': fc.tuple(project, query({ q: fc.oneof(name, text), limit: int })).map(([p, q]) => ({ path: kg(p, `/search${q}`) })),
+    'GET /v1/projects/:id/kg/nodes': fc.tuple(project, fc.array(name, { maxLength: 3 })).map(([p, names]) => ({ path: kg(p, `/nodes?${names.map((n) => `names=${encodeSegment(n)}`).join('&')}`) })),
+    'GET /v1/projects/:id/kg/entities/:name/neighbours': fc.tuple(project, entityPath, query({ depth: int, relationType: text, limit: int })).map(([p, n, q]) => ({ path: kg(p, `/entities/${n}/neighbours${q}`) })),
+    'GET /v1/projects/:id/kg/path': fc.tuple(project, query({ from: name, to: name, maxDepth: int, relationType: text })).map(([p, q]) => ({ path: kg(p, `/path${q}`) })),
+    'GET /v1/projects/:id/kg/graph': fc.tuple(project, query({ limit: int, cursor: fc.oneof(text, fc.base64String()) })).map(([p, q]) => ({ path: kg(p, `/graph${q}`) })),
+    'POST /v1/projects/:id/kg/mcp': fc.tuple(project, body(rpc)).map(([p, b]) => ({ path: kg(p, '/mcp'), headers: mcpHeaders, ...b })),
+  };
 }

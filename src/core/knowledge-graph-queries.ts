@@ -1,0 +1,226 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/create-db.ts';
+import { InvalidRequestError, NotFoundError } from './errors.ts';
+import { KG_LIMITS, type Entity, type Graph, type Relation } from './knowledge-graph-model.ts';
+
+// Reads of a project's graph: the reference server's reads (whole graph, substring search, open by name) and what it
+// cannot do at scale (ranked full-text search, neighbourhoods, shortest paths, pages).
+
+type EntityRow = { name: string; entity_type: string; observations: string[] };
+export const toEntity = (r: EntityRow): Entity => ({ name: r.name, entityType: r.entity_type, observations: r.observations });
+export const toRelation = (r: { from_name: string; to_name: string; relation_type: string }): Relation => ({ from: r.from_name, to: r.to_name, relationType: r.relation_type });
+
+const textList = (xs: string[]) => sql<string>`any(${sql.val([...new Set(xs)])}::text[])`;
+/** LIKE treats % and _ as wildcards and \ as its escape: a query means its characters literally. */
+const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+export interface SearchHit extends Entity {
+  rank: number;
+}
+
+export interface Neighbourhood {
+  entities: Array<Entity & { depth: number }>;
+  relations: Relation[];
+  truncated: boolean;
+}
+
+export interface GraphPath {
+  from: string;
+  to: string;
+  /** Entity names from `from` to `to`; null when no path exists within the bound. */
+  names: string[] | null;
+  /** The relation crossed at each step, as stored (a step may cross a relation against its direction). */
+  relations: Relation[];
+}
+
+export function createKnowledgeGraphQueries(deps: { db: Db }) {
+  const { db } = deps;
+
+  const entityColumns = ['name', 'entity_type', 'observations'] as const;
+  const relationColumns = ['from_name', 'to_name', 'relation_type'] as const;
+
+  /** Relations with at least one end among `names`: how the reference server answers searches and opens. */
+  async function relationsTouching(projectId: string, names: string[]): Promise<Relation[]> {
+    if (names.length === 0) return [];
+    const list = textList(names);
+    const rows = await db
+      .selectFrom('kg_relations')
+      .select(relationColumns)
+      .where('project_id', '=', projectId)
+      .where((eb) => eb.or([eb('from_name', '=', list), eb('to_name', '=', list)]))
+      .orderBy('id')
+      .execute();
+    return rows.map(toRelation);
+  }
+
+  async function requireEntity(projectId: string, name: string): Promise<Entity> {
+    const row = await db.selectFrom('kg_entities').select(entityColumns).where('project_id', '=', projectId).where('name', '=', name).executeTakeFirst();
+    if (!row) throw new NotFoundError('Entity', name);
+    return toEntity(row);
+  }
+
+  return {
+    async readGraph(projectId: string): Promise<Graph> {
+      const [entities, relations] = await Promise.all([
+        db.selectFrom('kg_entities').select(entityColumns).where('project_id', '=', projectId).orderBy('id').execute(),
+        db.selectFrom('kg_relations').select(relationColumns).where('project_id', '=', projectId).orderBy('id').execute(),
+      ]);
+      return { entities: entities.map(toEntity), relations: relations.map(toRelation) };
+    },
+
+    /**
+     * The reference server's search: entities whose name, type or an observation contains the query, ignoring case,
+     * with the relations that touch them. The trigram index finds candidates; the exact test keeps a match from
+     * spanning two fields. Best full-text matches first, then in the order they were created.
+     */
+    async searchNodes(projectId: string, query: string): Promise<Graph> {
+      const q = query.toLowerCase();
+      const rows = await db
+        .selectFrom('kg_entities')
+        .select(entityColumns)
+        .where('project_id', '=', projectId)
+        .where('search_text', 'like', `%${likeLiteral(q)}%`)
+        .where(
+          sql<boolean>`(strpos(lower(name), ${q}) > 0 or strpos(lower(entity_type), ${q}) > 0 or exists (select 1 from unnest(observations) as o where strpos(lower(o), ${q}) > 0))`,
+        )
+        .orderBy(sql`ts_rank_cd(search, websearch_to_tsquery('english', ${query}))`, 'desc')
+        .orderBy('id')
+        .execute();
+      const entities = rows.map(toEntity);
+      return { entities, relations: await relationsTouching(projectId, entities.map((e) => e.name)) };
+    },
+
+    async openNodes(projectId: string, names: string[]): Promise<Graph> {
+      if (names.length === 0) return { entities: [], relations: [] };
+      const rows = await db.selectFrom('kg_entities').select(entityColumns).where('project_id', '=', projectId).where('name', '=', textList(names)).orderBy('id').execute();
+      const entities = rows.map(toEntity);
+      return { entities, relations: await relationsTouching(projectId, entities.map((e) => e.name)) };
+    },
+
+    /** Postgres full-text search (English stemming) over names (weighted most), types and observations, ranked. */
+    async search(projectId: string, query: string, opts: { limit: number }): Promise<SearchHit[]> {
+      const tsq = sql`websearch_to_tsquery('english', ${query})`;
+      const rows = await db
+        .selectFrom('kg_entities')
+        .select([...entityColumns, sql<number>`ts_rank_cd(search, ${tsq})`.as('rank')])
+        .where('project_id', '=', projectId)
+        .where(sql<boolean>`search @@ ${tsq}`)
+        .orderBy('rank', 'desc')
+        .orderBy('id')
+        .limit(opts.limit)
+        .execute();
+      return rows.map((r) => ({ ...toEntity(r), rank: Number(r.rank) }));
+    },
+
+    /**
+     * Entities within `depth` relations of `name`, following relations both ways (only those of `relationType` when
+     * given), each with its distance, and the relations among them. A recursive query walks outwards a level at a time.
+     */
+    async neighbours(projectId: string, name: string, opts: { depth: number; relationType?: string; limit?: number }): Promise<Neighbourhood> {
+      await requireEntity(projectId, name);
+      const limit = opts.limit ?? KG_LIMITS.neighboursCap;
+      const typeFilter = opts.relationType === undefined ? sql`` : sql`and r.relation_type = ${opts.relationType}`;
+      const reached = await sql<{ name: string; depth: number }>`
+        with recursive walk(name, depth) as (
+          select ${name}::text, 0
+          union
+          select case when r.from_name = w.name then r.to_name else r.from_name end, w.depth + 1
+          from walk w
+          join kg_relations r on r.project_id = ${projectId} and (r.from_name = w.name or r.to_name = w.name) ${typeFilter}
+          where w.depth < ${opts.depth}
+        )
+        select name, min(depth)::int as depth from walk group by name order by depth, name limit ${limit + 1}`.execute(db);
+      const truncated = reached.rows.length > limit;
+      const depthOf = new Map(reached.rows.slice(0, limit).map((r) => [r.name, r.depth]));
+      const names = [...depthOf.keys()];
+      const list = textList(names);
+      const [entities, relations] = await Promise.all([
+        db.selectFrom('kg_entities').select(entityColumns).where('project_id', '=', projectId).where('name', '=', list).execute(),
+        db
+          .selectFrom('kg_relations')
+          .select(relationColumns)
+          .where('project_id', '=', projectId)
+          .where('from_name', '=', list)
+          .where('to_name', '=', list)
+          .$if(opts.relationType !== undefined, (qb) => qb.where('relation_type', '=', opts.relationType!))
+          .orderBy('id')
+          .execute(),
+      ]);
+      return {
+        entities: entities.map((r) => ({ ...toEntity(r), depth: depthOf.get(r.name)! })).sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name)),
+        relations: relations.map(toRelation),
+        truncated,
+      };
+    },
+
+    /**
+     * A shortest path between two entities, following relations both ways: breadth-first, one query per level, at
+     * most `maxDepth` steps and KG_LIMITS.pathVisitCap visited entities (a dense graph cannot run it away).
+     */
+    async path(projectId: string, from: string, to: string, opts: { maxDepth: number; relationType?: string }): Promise<GraphPath> {
+      await Promise.all([requireEntity(projectId, from), requireEntity(projectId, to)]);
+      if (from === to) return { from, to, names: [from], relations: [] };
+      const cameBy = new Map<string, { prev: string; relation: Relation } | null>([[from, null]]);
+      let frontier = [from];
+      for (let depth = 0; depth < opts.maxDepth && frontier.length > 0 && cameBy.size < KG_LIMITS.pathVisitCap; depth++) {
+        const list = textList(frontier);
+        const edges = await db
+          .selectFrom('kg_relations')
+          .select(relationColumns)
+          .where('project_id', '=', projectId)
+          .where((eb) => eb.or([eb('from_name', '=', list), eb('to_name', '=', list)]))
+          .$if(opts.relationType !== undefined, (qb) => qb.where('relation_type', '=', opts.relationType!))
+          .orderBy('id')
+          .execute();
+        const inFrontier = new Set(frontier);
+        const next: string[] = [];
+        for (const edge of edges) {
+          const relation = toRelation(edge);
+          for (const [a, b] of [[relation.from, relation.to], [relation.to, relation.from]] as const) {
+            if (!inFrontier.has(a) || cameBy.has(b)) continue;
+            cameBy.set(b, { prev: a, relation });
+            next.push(b);
+          }
+        }
+        if (cameBy.has(to)) {
+          const names = [to];
+          const relations: Relation[] = [];
+          for (let step = cameBy.get(to); step; step = cameBy.get(step.prev)) {
+            names.unshift(step.prev);
+            relations.unshift(step.relation);
+          }
+          return { from, to, names, relations };
+        }
+        frontier = next;
+      }
+      return { from, to, names: null, relations: [] };
+    },
+
+    /**
+     * One page of the whole graph: entities and relations each in creation order, with one cursor for both (a
+     * relation may name entities that do not exist, so relations are paged on their own).
+     */
+    async graphPage(projectId: string, opts: { limit: number; cursor?: string }): Promise<Graph & { nextCursor: string | null }> {
+      const after = opts.cursor === undefined ? { e: '0', r: '0' } : decodeCursor(opts.cursor);
+      const [entities, relations] = await Promise.all([
+        db.selectFrom('kg_entities').select(['id', ...entityColumns]).where('project_id', '=', projectId).where('id', '>', after.e).orderBy('id').limit(opts.limit + 1).execute(),
+        db.selectFrom('kg_relations').select(['id', ...relationColumns]).where('project_id', '=', projectId).where('id', '>', after.r).orderBy('id').limit(opts.limit + 1).execute(),
+      ]);
+      const more = entities.length > opts.limit || relations.length > opts.limit;
+      const e = entities.slice(0, opts.limit);
+      const r = relations.slice(0, opts.limit);
+      const nextCursor = more ? encodeCursor({ e: e.at(-1)?.id ?? after.e, r: r.at(-1)?.id ?? after.r }) : null;
+      return { entities: e.map(toEntity), relations: r.map(toRelation), nextCursor };
+    },
+  };
+}
+
+function encodeCursor(c: { e: string; r: string }): string {
+  return Buffer.from(`${c.e}.${c.r}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { e: string; r: string } {
+  const m = /^(\d{1,18})\.(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) throw new InvalidRequestError('InvalidCursor', 'the cursor is not one this API handed out');
+  return { e: m[1]!, r: m[2]! };
+}
