@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
+import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
 import { knowledgeGraphOperations } from './routes/knowledge-graph.ts';
@@ -23,6 +24,7 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...knowledgeGraphMcpOperations,
   ...healthOperations,
   ...docsOperations,
+  ...mcpEndpointOperations,
 ];
 
 type JsonSchema = Record<string, unknown>;

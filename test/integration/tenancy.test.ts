@@ -43,7 +43,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
   /** A route pattern with its parameters filled from alice's resources. */
   function fill(pattern: string): string {
     const id = pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : projectId;
-    return pattern.replace(':id', id).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
+    return pattern.replace(':id', id).replace(':projectId', projectId).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
   }
 
   /** Every route in the router table. */

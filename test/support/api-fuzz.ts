@@ -221,6 +221,35 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
         { requiredKeys: ['projectId'] },
       ),
     ).map((b) => ({ path: '/v1/tasks/retry', ...b })),
+    'POST /mcp/projects/:projectId': fc
+      .tuple(
+        project,
+        body(
+          fc.record(
+            {
+              jsonrpc: fc.oneof(fc.constant('2.0'), text),
+              id: fc.oneof(fc.integer(), text, fc.constant(null)),
+              method: fc.oneof(fc.constantFrom('initialize', 'tools/list', 'tools/call', 'tasks/get', 'tasks/result', 'tasks/list', 'tasks/cancel', 'ping'), text),
+              params: fc.record(
+                {
+                  name: fc.oneof(toolName, fc.constantFrom('consent', 'alice-tools__echo'), text),
+                  arguments: fc.oneof(fc.record({ text, taskId: pick(w.taskIds), grant: fc.boolean() }, { requiredKeys: [] }), jsonValue),
+                  taskId: pick(w.taskIds),
+                  cursor: text,
+                  task: fc.oneof(fc.record({ ttl: num }, { requiredKeys: [] }), jsonValue),
+                  protocolVersion: fc.oneof(fc.constantFrom('2025-11-25', '2025-06-18'), text),
+                  capabilities: fc.constant({}),
+                  clientInfo: fc.constant({ name: 'fuzz', version: '1' }),
+                },
+                { requiredKeys: [] },
+              ),
+            },
+            { requiredKeys: ['jsonrpc', 'method'] },
+          ),
+        ),
+        fc.oneof({ weight: 4, arbitrary: fc.constant('application/json, text/event-stream') }, { weight: 1, arbitrary: text }),
+      )
+      .map(([p, b, accept]) => ({ path: `/mcp/projects/${p}`, ...b, headers: { Accept: accept.replace(/[^\x20-\x7e]/g, '') } })),
     ...knowledgeGraphGenerators(project, body, query, text),
     // Not routes of their own: raw bodies that are not JSON at all, or JSON nested far too deep.
     'RAW bodies': fc
