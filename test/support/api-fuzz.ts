@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
+import { agentRouteGenerators } from './api-fuzz-agents.ts';
 
 // Request generators for every route of the API: well-formed requests, and the same requests mutated the ways an
 // attacker or a broken client would (wrong types, missing or extra fields, NUL, lone surrogates, huge numbers, deep
@@ -25,6 +26,9 @@ export interface FuzzWorld {
   /** What the DELETE routes may remove, so the rest of the world lives through the whole run. */
   doomedProjectId: string;
   doomedServerId: string;
+  /** Agents of the first project (one named doomed-agent may be deleted) and runs of them. */
+  agentNames?: string[];
+  agentRunIds?: string[];
   /** URLs that may be registered or bound: a real MCP server on 127.0.0.1, closed ports, refused addresses. */
   urls: string[];
 }
@@ -221,6 +225,7 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
         { requiredKeys: ['projectId'] },
       ),
     ).map((b) => ({ path: '/v1/tasks/retry', ...b })),
+    ...agentRouteGenerators({ project, text, jsonValue, body, seg, agentNames: w.agentNames ?? ['none'], agentRunIds: w.agentRunIds ?? [] }),
     'POST /mcp/projects/:projectId': fc
       .tuple(
         project,
