@@ -77,6 +77,7 @@ export async function downloadTemporalCli(args: DownloadCliArgs): Promise<void> 
     }
     log(`temporal cli: ${archive} verified (sha256 ${expected.slice(0, 12)}…) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
+    log(`temporal cli: extracting temporal from ${archive} and checking its version`);
     const extracted = await extractBinary(archivePath, staging);
     const version = await temporalCliVersion(extracted);
     if (!isPinned(version)) {

@@ -112,6 +112,7 @@ describe('Temporal CLI download', function () {
     assert.ok(logs.some((l) => l.includes(`downloading ${baseUrl}${RELEASE}/${ARCHIVE} (0.5 MiB)`)), 'announces the download and its size');
     assert.ok(logs.some((l) => /downloaded 0\.5 MiB of 0\.5 MiB \(100%\)/.test(l)), 'reports bytes downloaded');
     assert.ok(logs.some((l) => l.includes(`${ARCHIVE} verified (sha256 ${sha256(archive).slice(0, 12)}`)));
+    assert.ok(logs.some((l) => l.includes(`extracting temporal from ${ARCHIVE}`)));
 
     const again = await findOrBuildTemporalCli({ env, toolsDir, log, download: { baseUrl }, goFallbacks: [] });
     assert.equal(again, target);
