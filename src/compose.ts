@@ -13,6 +13,8 @@ import { createHealthStore } from './core/health-store.ts';
 import { createKnowledgeGraph } from './core/knowledge-graph.ts';
 import { createLimits, LIMIT_NAMES } from './core/limits.ts';
 import { createAuditLog } from './core/audit-log.ts';
+import { builtInStepKinds } from './core/agent-step-kinds.ts';
+import { createAgentService } from './core/agents.ts';
 import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
@@ -170,6 +172,14 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
     onStartFailed: (taskId, err) => log.warn({ taskId, err: (err as Error).message }, 'task stored but its workflow did not start; the reconciler will start it'),
   });
+  // Step kinds beyond `tool`: registered here so a kind can use any service of this world.
+  const stepKinds = builtInStepKinds();
+  const agents = createAgentService({
+    db,
+    projects,
+    stepKinds,
+    toolExists: async (tool, projectId) => (await registry.offerings(tool, projectId)).length > 0,
+  });
   // Built here, started by the processes that run it (src/main.ts): tests start their own when they need one.
   const reconciler = createTaskReconciler({
     tasks,
@@ -258,6 +268,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     events,
     feed,
     tasks,
+    agents,
+    stepKinds,
     reconciler,
     slots,
     activities,

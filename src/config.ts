@@ -96,6 +96,11 @@ const schema = z.object({
     .optional(),
   OUTBOUND_ALLOWLIST: allowlist.default(parseAllowlist('')),
   NODE_ENV: z.string().default('development'),
+  PUBLIC_URL: z
+    .string()
+    .url()
+    .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be an origin such as https://orchestrator.example.com (no path)')
+    .optional(),
 });
 
 export type Config = Readonly<{
@@ -152,6 +157,8 @@ export type Config = Readonly<{
   trustProxy: boolean;
   /** Platform admins by login (besides those granted with `orchestrator admin grant`). */
   adminLogins: readonly string[];
+  /** The origin clients reach the API at (for links and OAuth metadata); unset: taken from each request. */
+  publicUrl?: string;
 }>;
 
 export class ConfigError extends Error {
@@ -262,5 +269,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),
     outbound: Object.freeze({ allowlist: e.OUTBOUND_ALLOWLIST }),
     nodeEnv: e.NODE_ENV,
+    ...(e.PUBLIC_URL ? { publicUrl: e.PUBLIC_URL.replace(/\/$/, '') } : {}),
   });
 }

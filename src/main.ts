@@ -62,6 +62,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     maxRequestBytes: config.limits.maxRequestBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
     trustProxy: config.trustProxy,
+    publicUrl: config.publicUrl,
     version: packageVersion(),
   });
   const server = http.createServer(app.callback());

@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
+import type { AgentService } from '../core/agents.ts';
 import type { TokenService } from '../core/auth-tokens.ts';
 import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
@@ -14,6 +15,7 @@ import type { Logger } from '../lib/logger.ts';
 import type { Metrics } from '../lib/metrics.ts';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { authenticate } from './authenticate.ts';
+import { agentRoutes } from './routes/agents.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
@@ -30,6 +32,10 @@ import { projectRoutes } from './routes/projects.ts';
 import { spaceRoutes } from './routes/spaces.ts';
 import { taskEventRoutes } from './routes/task-events.ts';
 import { taskRoutes } from './routes/tasks.ts';
+import { consentTool } from './mcp/consent-tool.ts';
+import { challengeWithResourceMetadata, mcpEndpointRoutes, protectedResourceRoutes } from './mcp/mcp-routes.ts';
+import { registryTools } from './mcp/registry-tools.ts';
+import type { ToolProvider } from './mcp/tool-provider.ts';
 
 export interface AppDeps {
   log: Logger;
@@ -41,6 +47,7 @@ export interface AppDeps {
   registry: Registry;
   bindings: SpaceBindings;
   tasks: TaskService;
+  agents: AgentService;
   results: ResultService;
   feed: TaskEventFeed;
   kg: KnowledgeGraph;
@@ -51,6 +58,10 @@ export interface AppDeps {
   /** Behind a reverse proxy that sets X-Forwarded-For: the client address comes from it. */
   trustProxy?: boolean;
   sseHeartbeatMs: number;
+  /** The origin clients reach the API at (PUBLIC_URL); unset: each request's own. */
+  publicUrl?: string;
+  /** More tool sets for the MCP endpoint, listed after the built-in consent tool and the registry's tools. */
+  mcpToolProviders?: ToolProvider[];
   /** The API's version, shown in the OpenAPI document. */
   version?: string;
 }
@@ -98,18 +109,35 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
+    agentRoutes({ agents: deps.agents }),
     knowledgeGraphRoutes(deps),
     knowledgeGraphMcpRoutes(deps),
   ];
+  const mcpEndpoint = mcpEndpointRoutes({
+    providers: [consentTool({ tasks: deps.tasks }), registryTools({ registry: deps.registry, tasks: deps.tasks }), ...(deps.mcpToolProviders ?? [])],
+    tasks: deps.tasks,
+    results: deps.results,
+    feed: deps.feed,
+    log: deps.log,
+    version: deps.version ?? '0.0.0',
+    projects: deps.projects,
+    publicUrl: deps.publicUrl,
+  });
+  v1.push(mcpEndpoint);
   // Bodies are read only for authenticated callers, and only within their request limit.
   const guards = [
     authenticate(deps.tokens, authenticationLimits(limits)),
     limitPerUser(limits.request),
     jsonBody({ maxBytes: deps.maxRequestBytes }),
   ];
-  for (const router of v1) guardEveryRoute(router, guards);
+  // The MCP endpoint's 401 also says where its protected-resource metadata is, for MCP clients to discover sign-in.
+  const mcpGuards = [challengeWithResourceMetadata(guards[0]!, deps.publicUrl), ...guards.slice(1)];
+  for (const router of v1) guardEveryRoute(router, router === mcpEndpoint ? mcpGuards : guards);
   // Routes that answer without a bearer (sign-in, documents, discovery): limited per address, bodies bounded.
-  const publicRouters: Router<any>[] = [docsRoutes({ document: () => buildOpenApiDocument(API_OPERATIONS, { version: deps.version ?? '0.0.0' }) })];
+  const publicRouters: Router<any>[] = [
+    docsRoutes({ document: () => buildOpenApiDocument(API_OPERATIONS, { version: deps.version ?? '0.0.0' }) }),
+    protectedResourceRoutes({ publicUrl: deps.publicUrl }),
+  ];
   const health = healthRoutes({ checks: deps.readinessChecks, metricsRegistry: deps.metricsRegistry });
   // Requests with no user to count against count against their address: the health routes, and (at the end of the
   // chain) whatever no router answered. Failed authentications count through the hooks above.

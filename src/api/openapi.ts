@@ -2,6 +2,8 @@ import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
+import { agentOperations } from './routes/agents.ts';
+import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
 import { knowledgeGraphOperations } from './routes/knowledge-graph.ts';
@@ -19,10 +21,12 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...mcpOperations,
   ...taskOperations,
   ...taskEventOperations,
+  ...agentOperations,
   ...knowledgeGraphOperations,
   ...knowledgeGraphMcpOperations,
   ...healthOperations,
   ...docsOperations,
+  ...mcpEndpointOperations,
 ];
 
 type JsonSchema = Record<string, unknown>;

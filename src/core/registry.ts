@@ -323,6 +323,14 @@ export function createRegistry(deps: {
       return rows.map((r) => ({ ...toServer(r), tools: tools.filter((t) => t.server_id === r.id).map(toTool) }));
     },
 
+    /** Every enabled server this project may route to (public, or owned by one of its members), with its tools. */
+    async routableForProject(projectId: string): Promise<Array<McpServer & { tools: McpTool[] }>> {
+      const members = new Set(await deps.projectMembers(projectId));
+      const rows = (await repo.listServers(db)).filter((r) => r.enabled && (r.visibility === 'public' || (r.created_by !== null && members.has(r.created_by))));
+      const tools = await repo.listTools(db, rows.map((r) => r.id));
+      return rows.map((r) => ({ ...toServer(r), tools: tools.filter((t) => t.server_id === r.id).map(toTool) }));
+    },
+
     /**
      * Enabled servers offering a tool (or capability) that this project may route to: public servers and private
      * servers owned by its members. Nobody else's server ever receives the project's arguments.

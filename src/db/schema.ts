@@ -145,6 +145,64 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
+export interface AgentsTable {
+  id: Generated<string>;
+  project_id: string;
+  name: string;
+  version: number;
+  created_by: string | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface AgentVersionsTable {
+  agent_id: string;
+  version: number;
+  definition: JSONColumnType<Record<string, unknown>>;
+  created_by: string | null;
+  created_at: CreatedAt;
+}
+
+export interface AgentRunsTable {
+  id: string;
+  project_id: string;
+  agent_id: string | null;
+  agent_name: string;
+  agent_version: number;
+  definition: JSONColumnType<Record<string, unknown>>;
+  input: ColumnType<unknown, string, string>;
+  created_by: string;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  workflow_id: string;
+  status: string;
+  step_states: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+  error: JSONColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  event_seq: Generated<number>;
+  workflow_started_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface AgentRunStepsTable {
+  run_id: string;
+  step_id: string;
+  item: number;
+  task_id: string | null;
+  status: string;
+  output: ColumnType<unknown, string | null | undefined, string | null>;
+  updated_at: UpdatedAt;
+}
+
+export interface AgentRunEventsTable {
+  run_id: string;
+  seq: number;
+  type: string;
+  data: JSONColumnType<Record<string, unknown>>;
+  created_at: CreatedAt;
+}
+
 /** search_text and search are kept by a trigger from name, entity_type and observations. */
 export interface KgEntitiesTable {
   id: ColumnType<string, never, never>;
@@ -179,6 +237,11 @@ export interface Database {
   result_staging: ResultStagingTable;
   task_events: TaskEventsTable;
   audit_log: AuditLogTable;
+  agents: AgentsTable;
+  agent_versions: AgentVersionsTable;
+  agent_runs: AgentRunsTable;
+  agent_run_steps: AgentRunStepsTable;
+  agent_run_events: AgentRunEventsTable;
   kg_entities: KgEntitiesTable;
   kg_relations: KgRelationsTable;
 }

@@ -37,8 +37,14 @@ describe(`fuzz: ${RUNS} generated requests over every route, no 5xx`, function (
     ]);
     const task = await stack.api('POST', '/v1/tasks', { token: alice, body: { projectId: projects[0].body.id, tool: 'echo', arguments: { text: 'x' } } });
     assert.equal(task.status, 202, task.text);
+    const agentSteps = [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }];
+    for (const name of ['fuzz-agent', 'doomed-agent']) {
+      const agent = await stack.api('POST', `/v1/projects/${projects[0].body.id}/agents`, { token: alice, body: { name, steps: agentSteps } });
+      assert.equal(agent.status, 201, agent.text);
+    }
     world = {
       tokens: [alice, bob],
+      agentNames: ['fuzz-agent'],
       projectIds: projects.slice(0, 2).map((p) => p.body.id),
       taskIds: [task.body.id],
       serverIds: servers.slice(0, 2).map((s) => s.body.id),

@@ -31,6 +31,8 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     assert.equal(task.status, 202, task.text);
     taskId = task.body.id;
     await stack.waitForStatus(alice, taskId, ['succeeded']);
+    const agent = await stack.api('POST', `/v1/projects/${projectId}/agents`, { token: alice, body: { name: 'alice', steps: [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }] } });
+    assert.equal(agent.status, 201, agent.text);
   });
 
   after(async function () {
@@ -43,7 +45,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
   /** A route pattern with its parameters filled from alice's resources. */
   function fill(pattern: string): string {
     const id = pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : projectId;
-    return pattern.replace(':id', id).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
+    return pattern.replace(':id', id).replace(':projectId', projectId).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
   }
 
   /** Every route in the router table. */
@@ -82,6 +84,8 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
       'POST /v1/tasks/:id/consent': { grant: true },
       'POST /v1/tasks': { projectId, tool: 'echo', arguments: { text: 'x' } },
       'POST /v1/tasks/retry': { projectId },
+      'POST /v1/projects/:id/agents': { name: 'theirs', steps: [{ id: 'a', tool: 'echo', arguments: {} }] },
+      'PUT /v1/projects/:id/agents/:name': { steps: [{ id: 'a', tool: 'echo', arguments: {} }] },
     };
     const open = new Set(['GET /v1/projects', 'POST /v1/projects', 'GET /v1/mcps', 'POST /v1/mcps', 'GET /v1/tasks']);
     let checked = 0;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
+import { agentRouteGenerators } from './api-fuzz-agents.ts';
 
 // Request generators for every route of the API: well-formed requests, and the same requests mutated the ways an
 // attacker or a broken client would (wrong types, missing or extra fields, NUL, lone surrogates, huge numbers, deep
@@ -25,6 +26,9 @@ export interface FuzzWorld {
   /** What the DELETE routes may remove, so the rest of the world lives through the whole run. */
   doomedProjectId: string;
   doomedServerId: string;
+  /** Agents of the first project (one named doomed-agent may be deleted) and runs of them. */
+  agentNames?: string[];
+  agentRunIds?: string[];
   /** URLs that may be registered or bound: a real MCP server on 127.0.0.1, closed ports, refused addresses. */
   urls: string[];
 }
@@ -221,6 +225,36 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
         { requiredKeys: ['projectId'] },
       ),
     ).map((b) => ({ path: '/v1/tasks/retry', ...b })),
+    ...agentRouteGenerators({ project, text, jsonValue, body, seg, agentNames: w.agentNames ?? ['none'], agentRunIds: w.agentRunIds ?? [] }),
+    'POST /mcp/projects/:projectId': fc
+      .tuple(
+        project,
+        body(
+          fc.record(
+            {
+              jsonrpc: fc.oneof(fc.constant('2.0'), text),
+              id: fc.oneof(fc.integer(), text, fc.constant(null)),
+              method: fc.oneof(fc.constantFrom('initialize', 'tools/list', 'tools/call', 'tasks/get', 'tasks/result', 'tasks/list', 'tasks/cancel', 'ping'), text),
+              params: fc.record(
+                {
+                  name: fc.oneof(toolName, fc.constantFrom('consent', 'alice-tools__echo'), text),
+                  arguments: fc.oneof(fc.record({ text, taskId: pick(w.taskIds), grant: fc.boolean() }, { requiredKeys: [] }), jsonValue),
+                  taskId: pick(w.taskIds),
+                  cursor: text,
+                  task: fc.oneof(fc.record({ ttl: num }, { requiredKeys: [] }), jsonValue),
+                  protocolVersion: fc.oneof(fc.constantFrom('2025-11-25', '2025-06-18'), text),
+                  capabilities: fc.constant({}),
+                  clientInfo: fc.constant({ name: 'fuzz', version: '1' }),
+                },
+                { requiredKeys: [] },
+              ),
+            },
+            { requiredKeys: ['jsonrpc', 'method'] },
+          ),
+        ),
+        fc.oneof({ weight: 4, arbitrary: fc.constant('application/json, text/event-stream') }, { weight: 1, arbitrary: text }),
+      )
+      .map(([p, b, accept]) => ({ path: `/mcp/projects/${p}`, ...b, headers: { Accept: accept.replace(/[^\x20-\x7e]/g, '') } })),
     ...knowledgeGraphGenerators(project, body, query, text),
     // Not routes of their own: raw bodies that are not JSON at all, or JSON nested far too deep.
     'RAW bodies': fc
