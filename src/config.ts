@@ -98,6 +98,8 @@ const schema = z.object({
     .optional(),
   OUTBOUND_ALLOWLIST: allowlist.default(parseAllowlist('')),
   NODE_ENV: z.string().default('development'),
+  API_KEYS_PER_USER: int(1, 10_000).default(20),
+  API_KEY_MAX_TTL: duration.refine((ms) => ms >= 60_000, 'must be at least 1m').default(365 * 24 * 3_600_000),
   PUBLIC_URL: z
     .string()
     .url()
@@ -159,6 +161,8 @@ export type Config = Readonly<{
   trustProxy: boolean;
   /** Platform admins by login (besides those granted with `orchestrator admin grant`). */
   adminLogins: readonly string[];
+  /** Active API keys a user may hold, and the longest a key may live (also the lifetime of a key created without expiresAt). */
+  apiKeys: Readonly<{ maxPerUser: number; maxTtlMs: number }>;
   /** The origin clients reach the API at (for links and OAuth metadata); unset: taken from each request. */
   publicUrl?: string;
 }>;
@@ -281,6 +285,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),
     outbound: Object.freeze({ allowlist: e.OUTBOUND_ALLOWLIST }),
     nodeEnv: e.NODE_ENV,
+    apiKeys: Object.freeze({ maxPerUser: e.API_KEYS_PER_USER, maxTtlMs: e.API_KEY_MAX_TTL }),
     ...(e.PUBLIC_URL ? { publicUrl: e.PUBLIC_URL.replace(/\/$/, '') } : {}),
   });
 }
