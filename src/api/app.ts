@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
 import type { AgentService } from '../core/agents.ts';
+import type { AgentRunService } from '../core/agent-runs.ts';
 import type { TokenService } from '../core/auth-tokens.ts';
 import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
@@ -16,6 +17,7 @@ import type { Metrics } from '../lib/metrics.ts';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { authenticate } from './authenticate.ts';
 import { agentRoutes } from './routes/agents.ts';
+import { agentRunRoutes } from './routes/agent-runs.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
@@ -48,6 +50,7 @@ export interface AppDeps {
   bindings: SpaceBindings;
   tasks: TaskService;
   agents: AgentService;
+  agentRuns: AgentRunService;
   results: ResultService;
   feed: TaskEventFeed;
   kg: KnowledgeGraph;
@@ -110,6 +113,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
     agentRoutes({ agents: deps.agents }),
+    agentRunRoutes({ agentRuns: deps.agentRuns, limitSubmissions: limitPerUser(limits.submission) }),
     knowledgeGraphRoutes(deps),
     knowledgeGraphMcpRoutes(deps),
   ];

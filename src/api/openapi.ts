@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
 import { agentOperations } from './routes/agents.ts';
+import { agentRunOperations } from './routes/agent-runs.ts';
 import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
@@ -22,6 +23,7 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...taskOperations,
   ...taskEventOperations,
   ...agentOperations,
+  ...agentRunOperations,
   ...knowledgeGraphOperations,
   ...knowledgeGraphMcpOperations,
   ...healthOperations,

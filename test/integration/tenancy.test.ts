@@ -16,6 +16,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
   let projectId: string;
   let taskId: string;
   let alphaId: string;
+  let runId: string;
 
   before(async function () {
     [serverA, serverB] = await Promise.all([startTestMcpServer({ name: 'server-a' }), startTestMcpServer({ name: 'server-b' })]);
@@ -33,6 +34,9 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     await stack.waitForStatus(alice, taskId, ['succeeded']);
     const agent = await stack.api('POST', `/v1/projects/${projectId}/agents`, { token: alice, body: { name: 'alice', steps: [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }] } });
     assert.equal(agent.status, 201, agent.text);
+    const run = await stack.api('POST', `/v1/projects/${projectId}/agents/alice/runs`, { token: alice, body: { input: {} } });
+    assert.equal(run.status, 202, run.text);
+    runId = run.body.id;
   });
 
   after(async function () {
@@ -44,7 +48,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
 
   /** A route pattern with its parameters filled from alice's resources. */
   function fill(pattern: string): string {
-    const id = pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : projectId;
+    const id = pattern.startsWith('/v1/agent-runs') ? runId : pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : projectId;
     return pattern.replace(':id', id).replace(':projectId', projectId).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
   }
 
