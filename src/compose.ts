@@ -13,6 +13,9 @@ import { createHealthStore } from './core/health-store.ts';
 import { createKnowledgeGraph } from './core/knowledge-graph.ts';
 import { createLimits, LIMIT_NAMES } from './core/limits.ts';
 import { createAuditLog } from './core/audit-log.ts';
+import { createApiKeys } from './core/api-keys.ts';
+import { createBearerVerifier } from './core/bearer-verifier.ts';
+import { createAuditRecorder, createCallerScopes } from './core/caller-scope.ts';
 import { builtInStepKinds } from './core/agent-step-kinds.ts';
 import { createAgentService } from './core/agents.ts';
 import { createAgentRunService } from './core/agent-runs.ts';
@@ -70,10 +73,14 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   // Where a Space token may travel over plain http: this machine only, for local Spaces during development.
   const allowsPlainHttp = isLoopbackUrl;
   const tokens = createTokenService(config.jwt);
-  const projects = createProjectService(db);
   const audit = createAuditLog({ db });
   const kg = createKnowledgeGraph({ db });
-  const users = createUserDirectory({ db, adminLogins: config.adminLogins });
+  // Who is calling (and through which API key) for the length of a request: services narrow and record by it.
+  const scopes = createCallerScopes();
+  const recordAudit = createAuditRecorder({ audit, scopes });
+  const projects = createProjectService(db, { scopes, recordAudit });
+  const users = createUserDirectory({ db, adminLogins: config.adminLogins, scopes });
+  const apiKeys = createApiKeys({ db, projects, scopes, recordAudit, maxPerUser: config.apiKeys.maxPerUser, maxTtlMs: config.apiKeys.maxTtlMs });
   // Every request to a registered or bound URL goes through the guard; the Hub and the blob store are configuration.
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
   const registry = createRegistry({
@@ -81,6 +88,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     redis,
     keyPrefix: prefix,
     projectMembers: (projectId) => projects.memberIds(projectId),
+    scopes,
+    recordAudit,
     checkTarget: outbound.checkUrl,
     discover: (endpoint) =>
       listTools({ ...endpoint, fetch: outbound.fetch }, { timeoutMs: config.task.probeTimeoutMs * 2 }).catch((err: unknown) => {
@@ -102,6 +111,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       mapTools: mapSpaceTools,
     },
     checkTarget: outbound.checkUrl,
+    recordAudit,
     listTools: async ({ url, token }) => {
       if (token && !tokenTransportAllowed(url, allowsPlainHttp)) throw new Error('a Space token is only sent over https');
       return listTools(
@@ -172,6 +182,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     events,
     results,
     validateArguments: argumentValidator.check,
+    scopes,
+    recordAudit,
     limits,
     onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
     onStartFailed: (taskId, err) => log.warn({ taskId, err: (err as Error).message }, 'task stored but its workflow did not start; the reconciler will start it'),
@@ -275,9 +287,12 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     connection,
     client,
     tokens,
+    bearers: createBearerVerifier({ tokens, apiKeys }),
     users,
     projects,
     audit,
+    scopes,
+    apiKeys,
     kg,
     registry,
     bindings,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseAllowlist, type OutboundAllowlist } from './lib/address-rules.ts';
+import { LOG_FORMATS } from './lib/logger.ts';
 
 // The only reader of process.env: every variable is parsed once, here, into a frozen Config.
 
@@ -85,6 +86,7 @@ const schema = z.object({
   MAX_ACTIVE_TASKS_PER_PROJECT: int(1).default(100),
   MAX_SSE_STREAMS_PER_USER: int(1).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(LOG_FORMATS).default('auto'),
   DATA_DIR: z.string().default('./data'),
   TEMPORAL_UI_PORT: int(1, 65535).default(8233),
   WORKER_METRICS_PORT: int(0, 65535).default(0),
@@ -97,6 +99,8 @@ const schema = z.object({
     .optional(),
   OUTBOUND_ALLOWLIST: allowlist.default(parseAllowlist('')),
   NODE_ENV: z.string().default('development'),
+  API_KEYS_PER_USER: int(1, 10_000).default(20),
+  API_KEY_MAX_TTL: duration.refine((ms) => ms >= 60_000, 'must be at least 1m').default(365 * 24 * 3_600_000),
   PUBLIC_URL: z
     .string()
     .url()
@@ -160,9 +164,21 @@ export type Config = Readonly<{
   trustProxy: boolean;
   /** Platform admins by login (besides those granted with `orchestrator admin grant`). */
   adminLogins: readonly string[];
+  /** Active API keys a user may hold, and the longest a key may live (also the lifetime of a key created without expiresAt). */
+  apiKeys: Readonly<{ maxPerUser: number; maxTtlMs: number }>;
   /** The origin clients reach the API at (for links and OAuth metadata); unset: taken from each request. */
   publicUrl?: string;
 }>;
+
+/**
+ * The logger's settings alone: the logger exists before the rest of the configuration is read (and may have to
+ * report that it is invalid), so these two are parsed on their own, by the same rules as in loadConfig.
+ */
+export function loadLogSettings(env: Record<string, string | undefined>): { level: string; format: (typeof LOG_FORMATS)[number] } {
+  const parsed = schema.pick({ LOG_LEVEL: true, LOG_FORMAT: true }).safeParse(withoutEmpty(env));
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  return { level: parsed.data.LOG_LEVEL, format: parsed.data.LOG_FORMAT };
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -273,6 +289,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     adminLogins: Object.freeze((e.ADMIN_LOGINS ?? '').split(',').map((l) => l.trim()).filter(Boolean)),
     outbound: Object.freeze({ allowlist: e.OUTBOUND_ALLOWLIST }),
     nodeEnv: e.NODE_ENV,
+    apiKeys: Object.freeze({ maxPerUser: e.API_KEYS_PER_USER, maxTtlMs: e.API_KEY_MAX_TTL }),
     ...(e.PUBLIC_URL ? { publicUrl: e.PUBLIC_URL.replace(/\/$/, '') } : {}),
   });
 }

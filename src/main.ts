@@ -9,13 +9,13 @@ import { Registry as MetricsRegistry } from 'prom-client';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
-import { ConfigError, loadConfig, temporalCliDownload, type Config } from './config.ts';
+import { ConfigError, loadConfig, loadLogSettings, temporalCliDownload, type Config } from './config.ts';
 import { createTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
 import { createDb, ensureDatabase } from './db/create-db.ts';
 import { migrateToLatest } from './db/migrate.ts';
-import { createLogger, type Logger } from './lib/logger.ts';
+import { createLogger, resolveLogFormat, type Logger } from './lib/logger.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { collectProcessMetrics } from './lib/metrics.ts';
 import { findOrBuildTemporalCli } from './temporal/cli-binary.ts';
@@ -264,7 +264,8 @@ function withProcessMetrics(): MetricsRegistry {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const env = process.env;
-  const log = createLogger({ level: env.LOG_LEVEL || 'info', name: 'orchestrator' });
+  const logSettings = loadLogSettings(env);
+  const log = createLogger({ level: logSettings.level, name: 'orchestrator', format: resolveLogFormat(logSettings.format, process.stdout.isTTY === true) });
 
   switch (command) {
     case 'dev':

@@ -1,8 +1,11 @@
 import type Router from '@koa/router';
 import Koa from 'koa';
+import type { ApiKeys } from '../core/api-keys.ts';
+import type { AuditLog } from '../core/audit-log.ts';
+import type { VerifiedBearer } from '../core/bearer-verifier.ts';
+import type { CallerScopes } from '../core/caller-scope.ts';
 import type { AgentService } from '../core/agents.ts';
 import type { AgentRunService } from '../core/agent-runs.ts';
-import type { TokenService } from '../core/auth-tokens.ts';
 import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
@@ -16,6 +19,9 @@ import type { Logger } from '../lib/logger.ts';
 import type { Metrics } from '../lib/metrics.ts';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { authenticate } from './authenticate.ts';
+import { enterCallerScope } from './caller-scope.ts';
+import { apiKeyRoutes } from './routes/api-keys.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { agentRunRoutes } from './routes/agent-runs.ts';
 import { domainProblem } from './domain-problems.ts';
@@ -43,7 +49,11 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   metricsRegistry: MetricsRegistry;
-  tokens: TokenService;
+  /** Access tokens and API keys alike. */
+  bearers: { verify(token: string): Promise<VerifiedBearer> };
+  scopes: CallerScopes;
+  apiKeys: ApiKeys;
+  audit: AuditLog;
   users: UserDirectory;
   projects: ProjectService;
   registry: Registry;
@@ -112,6 +122,8 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
     taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
+    apiKeyRoutes(deps),
+    auditRoutes(deps),
     agentRoutes({ agents: deps.agents }),
     agentRunRoutes({ agentRuns: deps.agentRuns, limitSubmissions: limitPerUser(limits.submission) }),
     knowledgeGraphRoutes(deps),
@@ -130,7 +142,8 @@ export function createApp(deps: AppDeps): OrchestratorApp {
   v1.push(mcpEndpoint);
   // Bodies are read only for authenticated callers, and only within their request limit.
   const guards = [
-    authenticate(deps.tokens, authenticationLimits(limits)),
+    authenticate(deps.bearers, authenticationLimits(limits)),
+    enterCallerScope(deps.scopes),
     limitPerUser(limits.request),
     jsonBody({ maxBytes: deps.maxRequestBytes }),
   ];

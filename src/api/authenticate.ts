@@ -1,10 +1,12 @@
 import type Koa from 'koa';
 import { InvalidTokenError } from '../core/auth-tokens.ts';
+import type { KeyLimits } from '../core/caller-scope.ts';
 import type { Logger } from '../lib/logger.ts';
 import { Problem } from './problem.ts';
 
 export interface AppState {
-  user: { id: string; login: string };
+  /** `key`: the caller came in with an API key, limited as it says. */
+  user: { id: string; login: string; key?: KeyLimits };
   requestId: string;
   log: Logger;
 }
@@ -18,7 +20,9 @@ export interface AuthenticationHooks {
   onFailure?(ctx: Koa.Context): Promise<void>;
 }
 
-export function authenticate(tokens: { verify(t: string): Promise<{ userId: string; login: string }> }, hooks: AuthenticationHooks = {}): Koa.Middleware {
+type Verified = { userId: string; login: string; key?: KeyLimits };
+
+export function authenticate(tokens: { verify(t: string): Promise<Verified> }, hooks: AuthenticationHooks = {}): Koa.Middleware {
   return async function requireBearer(ctx, next) {
     const header = ctx.get('Authorization');
     if (header === '' || !/^Bearer(\s|$)/i.test(header)) {
@@ -29,7 +33,7 @@ export function authenticate(tokens: { verify(t: string): Promise<{ userId: stri
     }
     const token = BEARER.exec(header)?.[1];
     hooks.beforeVerify?.(ctx);
-    let verified: { userId: string; login: string };
+    let verified: Verified;
     try {
       if (token === undefined) throw new InvalidTokenError('malformed token');
       verified = await tokens.verify(token);
@@ -43,7 +47,7 @@ export function authenticate(tokens: { verify(t: string): Promise<{ userId: stri
       });
     }
     const state = ctx.state as Partial<AppState>;
-    state.user = { id: verified.userId, login: verified.login };
+    state.user = { id: verified.userId, login: verified.login, ...(verified.key && { key: verified.key }) };
     return next();
   };
 }

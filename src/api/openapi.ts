@@ -2,6 +2,8 @@ import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import type { ApiOperation } from './api-operation.ts';
 import { problemSchema } from './response-schemas.ts';
+import { apiKeyOperations } from './routes/api-keys.ts';
+import { auditOperations } from './routes/audit.ts';
 import { agentOperations } from './routes/agents.ts';
 import { agentRunOperations } from './routes/agent-runs.ts';
 import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
@@ -28,6 +30,8 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...knowledgeGraphMcpOperations,
   ...healthOperations,
   ...docsOperations,
+  ...apiKeyOperations,
+  ...auditOperations,
   ...mcpEndpointOperations,
 ];
 

@@ -65,6 +65,7 @@ export interface AuditEntry {
 export interface AuditQuery {
   projectId?: string;
   actorUserId?: string;
+  actorLogin?: string;
   action?: string;
   /** Entries older than this one (the `nextCursor` of the previous page). */
   before?: string;
@@ -98,6 +99,7 @@ export function createAuditLog(deps: { db: Db }) {
       let q = deps.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(query.limit + 1);
       if (query.projectId !== undefined) q = q.where('project_id', '=', query.projectId);
       if (query.actorUserId !== undefined) q = q.where('actor_user_id', '=', query.actorUserId);
+      if (query.actorLogin !== undefined) q = q.where('actor_login', '=', query.actorLogin);
       if (query.action !== undefined) q = q.where('action', '=', query.action);
       if (query.before !== undefined) q = q.where('id', '<', query.before as never);
       const rows = await q.execute();

@@ -13,7 +13,7 @@ export class DomainError extends Error {
 }
 
 export class NotFoundError extends DomainError {
-  constructor(what: 'Project' | 'Task' | 'Server' | 'Tool' | 'SpaceBinding' | 'Result' | 'Member' | 'Entity' | 'Agent' | 'AgentRun', id: string) {
+  constructor(what: 'Project' | 'Task' | 'Server' | 'Tool' | 'SpaceBinding' | 'Result' | 'Member' | 'ApiKey' | 'Entity' | 'Agent' | 'AgentRun', id: string) {
     super(`${what}NotFound`, `${what.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase()} "${id}" was not found`, { id });
   }
 }

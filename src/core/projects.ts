@@ -1,4 +1,5 @@
 import type { Db } from '../db/create-db.ts';
+import type { CallerScopes, RecordAudit } from './caller-scope.ts';
 import { ConflictError, DomainError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { roleAtLeast, type ProjectRole } from './roles.ts';
 
@@ -44,10 +45,18 @@ async function countOwners(db: Db, projectId: string): Promise<number> {
   return rows.length;
 }
 
-export function createProjectService(db: Db) {
-  /** A project the user is not a member of does not exist for them: 404, never 403. */
+/**
+ * `scopes` narrows what a caller holding an API key sees (one project, a capped role); `recordAudit` writes the
+ * trail of project, member and role changes. Both are optional so tools outside a request can build the service.
+ */
+export function createProjectService(db: Db, opts: { scopes?: CallerScopes; recordAudit?: RecordAudit } = {}) {
+  const { scopes } = opts;
+  const recordAudit: RecordAudit = opts.recordAudit ?? (async () => {});
+  const capped = (p: Project): Project => (scopes ? { ...p, role: scopes.capRole(p.role) } : p);
+
+  /** A project the user is not a member of (or their key is not bound to) does not exist for them: 404, never 403. */
   async function get(userId: string, projectId: string): Promise<Project> {
-    if (!isUuid(projectId)) throw new NotFoundError('Project', projectId);
+    if (!isUuid(projectId) || (scopes && !scopes.allowsProject(projectId))) throw new NotFoundError('Project', projectId);
     const row = await db
       .selectFrom('projects as p')
       .innerJoin('project_members as m', 'm.project_id', 'p.id')
@@ -56,7 +65,7 @@ export function createProjectService(db: Db) {
       .where('m.user_id', '=', userId)
       .executeTakeFirst();
     if (!row) throw new NotFoundError('Project', projectId);
-    return toProject(row);
+    return capped(toProject(row));
   }
 
   /** Members below `min` know the project exists, so they get 403; everyone else 404. */
@@ -88,6 +97,7 @@ export function createProjectService(db: Db) {
     },
 
     async create(userId: string, input: { name: string; description?: string }): Promise<Project> {
+      scopes?.requireUnboundKey('create projects');
       const id = await db.transaction().execute(async (trx) => {
         const p = await trx
           .insertInto('projects')
@@ -95,29 +105,30 @@ export function createProjectService(db: Db) {
           .returning('id')
           .executeTakeFirstOrThrow();
         await trx.insertInto('project_members').values({ project_id: p.id, user_id: userId, role: 'owner' }).execute();
+        await recordAudit({ action: 'project.create', projectId: p.id, target: { type: 'project', id: p.id }, detail: { name: input.name } }, trx);
         return p.id;
       });
       return get(userId, id);
     },
 
     async list(userId: string): Promise<Project[]> {
-      const rows = await db
-        .selectFrom('projects as p')
-        .innerJoin('project_members as m', 'm.project_id', 'p.id')
-        .select(columns)
-        .where('m.user_id', '=', userId)
-        .orderBy('p.created_at', 'desc')
-        .execute();
-      return rows.map(toProject);
+      let q = db.selectFrom('projects as p').innerJoin('project_members as m', 'm.project_id', 'p.id').select(columns).where('m.user_id', '=', userId);
+      const bound = scopes?.boundProject();
+      if (bound) q = q.where('p.id', '=', bound);
+      const rows = await q.orderBy('p.created_at', 'desc').execute();
+      return rows.map((r) => capped(toProject(r)));
     },
 
     async update(userId: string, projectId: string, patch: { name?: string; description?: string | null }): Promise<Project> {
       await requireRole(userId, projectId, 'admin');
-      await db
-        .updateTable('projects')
-        .set({ ...(patch.name !== undefined && { name: patch.name }), ...(patch.description !== undefined && { description: patch.description }), updated_at: new Date() })
-        .where('id', '=', projectId)
-        .execute();
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('projects')
+          .set({ ...(patch.name !== undefined && { name: patch.name }), ...(patch.description !== undefined && { description: patch.description }), updated_at: new Date() })
+          .where('id', '=', projectId)
+          .execute();
+        await recordAudit({ action: 'project.update', projectId, target: { type: 'project', id: projectId }, detail: { ...patch } }, trx);
+      });
       return get(userId, projectId);
     },
 
@@ -136,6 +147,7 @@ export function createProjectService(db: Db) {
           throw new ConflictError('ProjectHasActiveTasks', `the project still has ${active.n} unfinished task(s): cancel them or let them finish first`, { activeTasks: Number(active.n) });
         }
         await trx.deleteFrom('projects').where('id', '=', projectId).execute();
+        await recordAudit({ action: 'project.delete', projectId, target: { type: 'project', id: projectId } }, trx);
       });
     },
 
@@ -161,6 +173,17 @@ export function createProjectService(db: Db) {
           .values({ project_id: projectId, user_id: user.id, role })
           .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
           .execute();
+        if (!existing || changesRole) {
+          await recordAudit(
+            {
+              action: existing ? 'member.role_change' : 'member.add',
+              projectId,
+              target: { type: 'user', id: user.id },
+              detail: existing ? { login: user.login, from: existing.role, to: role } : { login: user.login, role },
+            },
+            trx,
+          );
+        }
         return { login: user.login, role };
       });
     },
@@ -195,6 +218,7 @@ export function createProjectService(db: Db) {
           throw new ConflictError('LastOwner', 'a project needs at least one owner: make someone else owner first');
         }
         await trx.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', member.user_id).execute();
+        await recordAudit({ action: 'member.remove', projectId, target: { type: 'user', id: member.user_id }, detail: { login: member.login, role: member.role, left: leaving } }, trx);
       });
     },
   };

@@ -1,3 +1,4 @@
+import type { CallerScopes, RecordAudit } from './caller-scope.ts';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
 import type { McpTransport } from './task-model.ts';
@@ -120,7 +121,13 @@ export function createRegistry(deps: {
   projectMembers: (projectId: string) => Promise<string[]>;
   keyPrefix?: string;
   cacheTtlSeconds?: number;
+  /** Refuses registry changes through API keys limited to a project or to reading. */
+  scopes?: CallerScopes;
+  /** The trail of registrations, updates, refreshes and deletions. */
+  recordAudit?: RecordAudit;
 }) {
+  const recordAudit: RecordAudit = deps.recordAudit ?? (async () => {});
+  const requireWriter = () => deps.scopes?.requireUnboundKey('change the registry');
   const { db, redis } = deps;
   const prefix = deps.keyPrefix ?? '';
   const versionKey = `${prefix}registry:version`;
@@ -211,6 +218,7 @@ export function createRegistry(deps: {
 
   return {
     async register(actor: Actor, input: ServerSettings & { name: string }): Promise<McpServer & { tools: McpTool[] }> {
+      requireWriter();
       const transport = input.transport ?? 'auto';
       checkVisibility(actor, input.visibility, 'private');
       if (input.oracleUrl) await deps.checkTarget(input.oracleUrl);
@@ -239,6 +247,10 @@ export function createRegistry(deps: {
             created_by: actor.userId,
           });
           await repo.replaceTools(trx, inserted.id, tools);
+          await recordAudit(
+            { action: 'registry.create', target: { type: 'mcp_server', id: inserted.id }, detail: { name: input.name, visibility: inserted.visibility, oracleUrl: inserted.oracle_url, tools: tools.map((t) => t.name) } },
+            trx,
+          );
           return inserted;
         });
       } catch (err) {
@@ -250,6 +262,7 @@ export function createRegistry(deps: {
     },
 
     async update(actor: Actor, idOrName: string, patch: ServerSettings): Promise<McpServer & { tools: McpTool[] }> {
+      requireWriter();
       const row = await findManaged(actor, idOrName);
       checkVisibility(actor, patch.visibility, row.visibility);
       if (patch.oracleUrl) await deps.checkTarget(patch.oracleUrl);
@@ -279,23 +292,38 @@ export function createRegistry(deps: {
           ...(patch.visibility !== undefined && { visibility: patch.visibility }),
         });
         await repo.replaceTools(trx, row.id, tools);
+        // The changed settings only, never a token (servers hold none; Space tokens live in their bindings).
+        const { tools: declared, ...settings } = patch;
+        await recordAudit(
+          { action: 'registry.update', target: { type: 'mcp_server', id: row.id }, detail: { name: row.name, changes: settings, ...(declared ? { tools: tools.map((t) => t.name) } : {}) } },
+          trx,
+        );
       });
       await invalidate();
       return withTools((await repo.findServer(db, row.id, true))!);
     },
 
     async refresh(actor: Actor, idOrName: string): Promise<McpServer & { tools: McpTool[] }> {
+      requireWriter();
       const row = await findManaged(actor, idOrName);
       const current = await withTools(row);
       const discovered = await discoverOrDeclared({ oracleUrl: row.oracle_url, transport: row.transport as McpTransport });
-      await repo.replaceTools(db, row.id, mergeTools(discovered, {}, current.tools));
+      const tools = mergeTools(discovered, {}, current.tools);
+      await db.transaction().execute(async (trx) => {
+        await repo.replaceTools(trx, row.id, tools);
+        await recordAudit({ action: 'registry.refresh', target: { type: 'mcp_server', id: row.id }, detail: { name: row.name, tools: tools.map((t) => t.name) } }, trx);
+      });
       await invalidate();
       return withTools(row);
     },
 
     async remove(actor: Actor, idOrName: string): Promise<void> {
+      requireWriter();
       const row = await findManaged(actor, idOrName);
-      await repo.deleteServer(db, row.id);
+      await db.transaction().execute(async (trx) => {
+        await repo.deleteServer(trx, row.id);
+        await recordAudit({ action: 'registry.delete', target: { type: 'mcp_server', id: row.id }, detail: { name: row.name } }, trx);
+      });
       await invalidate();
     },
 

@@ -1,5 +1,6 @@
 import type { Db } from '../db/create-db.ts';
 import { ConflictError, InvalidRequestError, NotFoundError, UnavailableError } from './errors.ts';
+import type { RecordAudit } from './caller-scope.ts';
 import type { ProjectService } from './projects.ts';
 import type { CheckTarget, DiscoveredTool, Registry } from './registry.ts';
 import { spaceBindingTokenAad, type SecretBox } from './sealed-secrets.ts';
@@ -91,6 +92,8 @@ export function createSpaceBindings(deps: {
   spaces: SpaceDirectory;
   listTools: (endpoint: { url: string; token?: string }) => Promise<DiscoveredTool[]>;
   checkTarget: CheckTarget;
+  /** The trail of bindings made and removed. */
+  recordAudit?: RecordAudit;
 }) {
   const { db } = deps;
 
@@ -141,20 +144,31 @@ export function createSpaceBindings(deps: {
         tool_map: resolved.toolMap ? JSON.stringify(resolved.toolMap) : null,
         missing_tools: resolved.missing,
       };
-      const row = await db
-        .insertInto('space_bindings')
-        .values({ project_id: projectId, server_id: s.id, ...values })
-        .onConflict((oc) => oc.columns(['project_id', 'server_id']).doUpdateSet({ ...values, updated_at: new Date() }))
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await db.transaction().execute(async (trx) => {
+        const written = await trx
+          .insertInto('space_bindings')
+          .values({ project_id: projectId, server_id: s.id, ...values })
+          .onConflict((oc) => oc.columns(['project_id', 'server_id']).doUpdateSet({ ...values, updated_at: new Date() }))
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        // Whether a token was given, never the token.
+        await deps.recordAudit?.(
+          { action: 'space.bind', projectId, target: { type: 'mcp_server', id: s.id }, detail: { server: s.name, spaceId: written.space_id, url: written.url, withToken: input.token !== undefined } },
+          trx,
+        );
+        return written;
+      });
       return { ...view(projectId, s.name, row), ...(resolved.stage ? { stage: resolved.stage } : {}) };
     },
 
     async unbind(userId: string, projectId: string, server: string): Promise<void> {
       await deps.projects.requireRole(userId, projectId, 'admin');
       const s = await deps.registry.getForProject(projectId, server);
-      const r = await db.deleteFrom('space_bindings').where('project_id', '=', projectId).where('server_id', '=', s.id).executeTakeFirst();
-      if (r.numDeletedRows === 0n) throw new NotFoundError('SpaceBinding', `${projectId}/${s.name}`);
+      await db.transaction().execute(async (trx) => {
+        const r = await trx.deleteFrom('space_bindings').where('project_id', '=', projectId).where('server_id', '=', s.id).executeTakeFirst();
+        if (r.numDeletedRows === 0n) throw new NotFoundError('SpaceBinding', `${projectId}/${s.name}`);
+        await deps.recordAudit?.({ action: 'space.unbind', projectId, target: { type: 'mcp_server', id: s.id }, detail: { server: s.name } }, trx);
+      });
     },
 
     async list(userId: string, projectId: string): Promise<SpaceBinding[]> {

@@ -3,6 +3,7 @@ import type { Db } from '../db/create-db.ts';
 import type { TaskStatus } from './task-model.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
 import { LimitExceededError, type Limits } from './limits.ts';
+import type { RecordAudit } from './caller-scope.ts';
 import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
 import type { TaskIntake } from './task-intake.ts';
@@ -44,6 +45,7 @@ export function createTaskRetries(deps: {
   projects: Pick<ProjectService, 'requireRole'>;
   intake: TaskIntake;
   limits?: Partial<Pick<Limits, 'submission'>>;
+  recordAudit?: RecordAudit;
 }) {
   const { db, intake } = deps;
 
@@ -67,7 +69,16 @@ export function createTaskRetries(deps: {
       error: null,
       retry_of: source.id,
     };
-    if (!(await intake.insertWithFirstEvent(id, (trx) => repo.insertRerun(trx, values), source.id))) return undefined;
+    const inserted = await intake.insertWithFirstEvent(
+      id,
+      async (trx) => {
+        if (!(await repo.insertRerun(trx, values))) return false;
+        await deps.recordAudit?.({ action: 'task.retry', projectId: source.project_id, target: { type: 'task', id: source.id }, detail: { rerunId: id, tool: source.tool } }, trx);
+        return true;
+      },
+      source.id,
+    );
+    if (!inserted) return undefined;
     await intake.start(values, requestId);
     return id;
   }

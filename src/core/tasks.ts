@@ -3,6 +3,7 @@ import type { Db } from '../db/create-db.ts';
 import { TERMINAL_STATUSES, type AttemptRecord, type ConsentDecision, type ResultRef, type TaskState, type TaskStatus } from './task-model.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import type { Limits } from './limits.ts';
+import type { CallerScopes, RecordAudit } from './caller-scope.ts';
 import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
 import type { Registry } from './registry.ts';
@@ -72,6 +73,10 @@ interface Deps {
   onStartFailed?: (taskId: string, err: unknown) => void;
   /** Problems of the arguments under the tool's declared input schemas; [] when they fit. */
   validateArguments?: (tool: string, schemas: Array<Record<string, unknown>>, args: Record<string, unknown>) => Array<{ path: string; message: string }>;
+  /** Narrows what an API key sees to its project. */
+  scopes?: CallerScopes;
+  /** The trail of consent decisions, cancellations and retries. */
+  recordAudit?: RecordAudit;
 }
 
 const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
@@ -138,7 +143,7 @@ export function createTaskService(deps: Deps) {
 
   async function visible(userId: string, taskId: string): Promise<repo.TaskRow> {
     const row = isUuid(taskId) ? await repo.findVisibleTask(db, userId, taskId) : undefined;
-    if (!row) throw new NotFoundError('Task', taskId);
+    if (!row || (deps.scopes && !deps.scopes.allowsProject(row.project_id))) throw new NotFoundError('Task', taskId);
     return row;
   }
 
@@ -233,7 +238,8 @@ export function createTaskService(deps: Deps) {
         if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime())) throw new InvalidRequestError('InvalidCursor', 'the cursor is not one this API returned');
         before = { createdAt, id };
       }
-      const rows = await repo.listVisibleTasks(db, userId, { projectId: q.projectId, status: q.status, limit: q.limit + 1, before });
+      const projectId = q.projectId ?? deps.scopes?.boundProject();
+      const rows = await repo.listVisibleTasks(db, userId, { projectId, status: q.status, limit: q.limit + 1, before });
       const page = rows.slice(0, q.limit);
       const last = page.at(-1);
       return {
@@ -246,7 +252,10 @@ export function createTaskService(deps: Deps) {
       const row = await visible(userId, taskId);
       await deps.projects.requireRole(userId, row.project_id, 'member');
       if (row.status !== 'awaiting_consent') throw new NotAwaitingConsentError(row.status);
-      return deps.runner.decideConsent(row.workflow_id, decision);
+      const state = await deps.runner.decideConsent(row.workflow_id, decision);
+      // Written once the execution accepted the decision: a refused update leaves no entry claiming it happened.
+      await deps.recordAudit?.({ action: 'task.consent', projectId: row.project_id, target: { type: 'task', id: row.id }, detail: { grant: decision.grant, tool: row.tool } });
+      return state;
     },
 
     async cancel(userId: string, taskId: string): Promise<TaskView> {
@@ -259,6 +268,7 @@ export function createTaskService(deps: Deps) {
         // Marked started but no execution under its id (a row from before start tracking): nothing else will end it.
         await this.recordState(row.id, { status: 'canceled', attempts: row.attempts as AttemptRecord[], consent: 'not_needed', error: { code: 'Canceled', message: 'The task was canceled.' } });
       }
+      await deps.recordAudit?.({ action: 'task.cancel', projectId: row.project_id, target: { type: 'task', id: row.id }, detail: { tool: row.tool, statusBefore: row.status } });
       return toView((await repo.findTask(db, row.id))!);
     },
 

@@ -1,4 +1,5 @@
 import type { Db } from '../db/create-db.ts';
+import type { CallerScopes } from './caller-scope.ts';
 
 export interface User {
   id: string;
@@ -26,11 +27,13 @@ export async function findUser(db: Db, id: string): Promise<User | undefined> {
  * Platform admins curate the shared registry (only they make a server public). They are named in configuration
  * (ADMIN_LOGINS) or flagged in the database by `orchestrator admin grant|revoke LOGIN`.
  */
-export function createUserDirectory(deps: { db: Db; adminLogins: readonly string[] }) {
+export function createUserDirectory(deps: { db: Db; adminLogins: readonly string[]; scopes?: Pick<CallerScopes, 'keepsAdmin'> }) {
   const { db } = deps;
   const configured = new Set(deps.adminLogins);
   return {
     async actor(user: { id: string; login: string }): Promise<{ userId: string; isAdmin: boolean }> {
+      // Admin rights pass through an API key only when the key is unlimited.
+      if (deps.scopes && !deps.scopes.keepsAdmin()) return { userId: user.id, isAdmin: false };
       if (configured.has(user.login)) return { userId: user.id, isAdmin: true };
       const row = await db.selectFrom('users').select('is_admin').where('id', '=', user.id).executeTakeFirst();
       return { userId: user.id, isAdmin: row?.is_admin === true };

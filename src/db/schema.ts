@@ -145,6 +145,19 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
+export interface ApiKeysTable {
+  id: string;
+  user_id: string;
+  name: string;
+  project_id: string | null;
+  role: ProjectRole | null;
+  secret_hash: Buffer;
+  created_at: CreatedAt;
+  expires_at: Date | null;
+  last_used_at: ColumnType<Date | null, never, Date>;
+  revoked_at: ColumnType<Date | null, never, Date>;
+}
+
 export interface AgentsTable {
   id: Generated<string>;
   project_id: string;
@@ -237,6 +250,7 @@ export interface Database {
   result_staging: ResultStagingTable;
   task_events: TaskEventsTable;
   audit_log: AuditLogTable;
+  api_keys: ApiKeysTable;
   agents: AgentsTable;
   agent_versions: AgentVersionsTable;
   agent_runs: AgentRunsTable;

@@ -42,8 +42,12 @@ describe(`fuzz: ${RUNS} generated requests over every route, no 5xx`, function (
       const agent = await stack.api('POST', `/v1/projects/${projects[0].body.id}/agents`, { token: alice, body: { name, steps: agentSteps } });
       assert.equal(agent.status, 201, agent.text);
     }
+    const key = await stack.api('POST', '/v1/api-keys', { token: alice, body: { name: 'fuzz', projectId: projects[0].body.id } });
+    assert.equal(key.status, 201, key.text);
     world = {
-      tokens: [alice, bob],
+      // An API key bound to alice's first project bears requests too.
+      tokens: [alice, bob, key.body.key],
+      apiKeyIds: [key.body.id],
       agentNames: ['fuzz-agent'],
       projectIds: projects.slice(0, 2).map((p) => p.body.id),
       taskIds: [task.body.id],

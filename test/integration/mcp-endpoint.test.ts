@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import http from 'node:http';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, CreateTaskResultSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -16,6 +20,12 @@ import { until } from '../support/until.ts';
 // Temporal, a worker, MCP servers on 127.0.0.1). Each tools/call is a durable task; MCP tasks are our tasks.
 
 const INLINE_MAX = 2000;
+// A real third-party client: the MCP Inspector's command line, run by node as a child process.
+const INSPECTOR_CLI = createRequire(import.meta.url).resolve('@modelcontextprotocol/inspector-cli/build/index.js');
+// It finds its own package.json by testing a path relative to the working directory and importing it relative to
+// itself: run it from its build folder so both agree.
+const runFile = promisify(execFile);
+const run = (file: string, args: string[], opts: { timeout: number }) => runFile(file, args, { ...opts, cwd: path.dirname(INSPECTOR_CLI) });
 
 describe('MCP endpoint: the orchestrator as an MCP server', function () {
   let stack: Stack;
@@ -266,5 +276,23 @@ describe('MCP endpoint: the orchestrator as an MCP server', function () {
       assert.equal(r.headers.get('content-type'), 'application/problem+json');
       assert.equal(r.headers.get('allow'), 'POST');
     }
+  });
+
+  it('a third-party client, the MCP Inspector CLI, lists the tools and calls one', async function () {
+    const target = [`${stack.url}/mcp/projects/${projectId}`, '--transport', 'http', '--header', `Authorization: Bearer ${alice}`];
+    const listed = await run(process.execPath, [INSPECTOR_CLI, ...target, '--method', 'tools/list'], { timeout: 60_000 });
+    const names = (JSON.parse(listed.stdout).tools as Array<{ name: string }>).map((t) => t.name);
+    assert.ok(names.includes('solo_echo') && names.includes('alpha__echo') && names.includes('consent'), names.join(','));
+
+    const before = solo.callCount('echo');
+    const called = await run(process.execPath, [INSPECTOR_CLI, ...target, '--method', 'tools/call', '--tool-name', 'solo_echo', '--tool-arg', 'text=from the inspector'], { timeout: 60_000 });
+    const result = JSON.parse(called.stdout);
+    assert.deepEqual(result.content, [{ type: 'text', text: 'from the inspector' }]);
+    assert.equal(solo.callCount('echo'), before + 1);
+    const taskId = result._meta['io.modelcontextprotocol/related-task'].taskId;
+    assert.equal((await stack.api('GET', `/v1/tasks/${taskId}`, { token: alice })).body.status, 'succeeded');
+
+    // Without a token it fails, and says so.
+    await assert.rejects(run(process.execPath, [INSPECTOR_CLI, `${stack.url}/mcp/projects/${projectId}`, '--transport', 'http', '--method', 'tools/list'], { timeout: 60_000 }));
   });
 });

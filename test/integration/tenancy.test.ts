@@ -17,6 +17,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
   let taskId: string;
   let alphaId: string;
   let runId: string;
+  let aliceKeyId: string;
 
   before(async function () {
     [serverA, serverB] = await Promise.all([startTestMcpServer({ name: 'server-a' }), startTestMcpServer({ name: 'server-b' })]);
@@ -32,6 +33,9 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     assert.equal(task.status, 202, task.text);
     taskId = task.body.id;
     await stack.waitForStatus(alice, taskId, ['succeeded']);
+    const key = await stack.api('POST', '/v1/api-keys', { token: alice, body: { name: 'tenancy' } });
+    assert.equal(key.status, 201, key.text);
+    aliceKeyId = key.body.id;
     const agent = await stack.api('POST', `/v1/projects/${projectId}/agents`, { token: alice, body: { name: 'alice', steps: [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }] } });
     assert.equal(agent.status, 201, agent.text);
     const run = await stack.api('POST', `/v1/projects/${projectId}/agents/alice/runs`, { token: alice, body: { input: {} } });
@@ -48,7 +52,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
 
   /** A route pattern with its parameters filled from alice's resources. */
   function fill(pattern: string): string {
-    const id = pattern.startsWith('/v1/agent-runs') ? runId : pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : projectId;
+    const id = pattern.startsWith('/v1/agent-runs') ? runId : pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : pattern.startsWith('/v1/api-keys') ? aliceKeyId : projectId;
     return pattern.replace(':id', id).replace(':projectId', projectId).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
   }
 
@@ -91,7 +95,8 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
       'POST /v1/projects/:id/agents': { name: 'theirs', steps: [{ id: 'a', tool: 'echo', arguments: {} }] },
       'PUT /v1/projects/:id/agents/:name': { steps: [{ id: 'a', tool: 'echo', arguments: {} }] },
     };
-    const open = new Set(['GET /v1/projects', 'POST /v1/projects', 'GET /v1/mcps', 'POST /v1/mcps', 'GET /v1/tasks']);
+    // Routes about the caller's own things (or refused outright to non-admins): they name nothing of alice's.
+    const open = new Set(['GET /v1/projects', 'POST /v1/projects', 'GET /v1/mcps', 'POST /v1/mcps', 'GET /v1/tasks', 'GET /v1/api-keys', 'POST /v1/api-keys', 'GET /v1/audit']);
     let checked = 0;
     for (const { method, pattern, path } of routes()) {
       const key = `${method} ${pattern}`;
@@ -113,6 +118,9 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     assert.equal(alpha.body.oracleUrl, serverA.url);
     const members = await stack.api('GET', `/v1/projects/${projectId}/members`, { token: alice });
     assert.deepEqual(members.body.items, [{ login: 'alice', role: 'owner' }]);
+    assert.equal((await stack.api('GET', '/v1/audit', { token: mallory })).status, 403, 'the platform trail is for platform admins');
+    assert.ok(!(await stack.api('GET', '/v1/api-keys', { token: mallory })).body.items.some((k: any) => k.id === aliceKeyId));
+    assert.equal((await stack.api('GET', '/v1/api-keys', { token: alice })).body.items.find((k: any) => k.id === aliceKeyId).revokedAt, null, "alice's key still stands");
   });
 
   it('only a server\'s owner or a platform admin changes it; only an admin makes it public', async function () {

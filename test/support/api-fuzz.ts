@@ -23,6 +23,8 @@ export interface FuzzWorld {
   serverIds: string[];
   serverNames: string[];
   logins: string[];
+  /** API key ids of the first token's user. */
+  apiKeyIds?: string[];
   /** What the DELETE routes may remove, so the rest of the world lives through the whole run. */
   doomedProjectId: string;
   doomedServerId: string;
@@ -225,6 +227,31 @@ export function routeGenerators(w: FuzzWorld): Record<string, fc.Arbitrary<Omit<
         { requiredKeys: ['projectId'] },
       ),
     ).map((b) => ({ path: '/v1/tasks/retry', ...b })),
+    'POST /v1/api-keys': body(
+      fc.record(
+        {
+          name: text,
+          projectId: pick(w.projectIds),
+          role: role,
+          expiresAt: fc.oneof(
+            fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2300-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+            fc.constantFrom('2025-02-30T00:00:00Z', '9999-12-31T23:59:59.999Z', '2030-01-01'),
+            text,
+          ),
+        },
+        { requiredKeys: ['name'] },
+      ),
+    ).map((b) => ({ path: '/v1/api-keys', ...b })),
+    'GET /v1/api-keys': fc.constant({ path: '/v1/api-keys' }),
+    'DELETE /v1/api-keys/:id': seg(fc.oneof(fc.constantFrom(...(w.apiKeyIds?.length ? w.apiKeyIds : ['0000000000000000'])), fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 16, maxLength: 16 }), text)).map((k) => ({
+      path: `/v1/api-keys/${k}`,
+    })),
+    'GET /v1/projects/:id/audit': fc
+      .tuple(project, query({ actor: fc.oneof(fc.constantFrom(...w.logins), text), action: fc.oneof(fc.constantFrom('task.cancel', 'member.add'), text), limit: fc.oneof(num.map(String), text), cursor: fc.oneof(fc.nat().map(String), text) }))
+      .map(([p, q]) => ({ path: `/v1/projects/${p}/audit${q}` })),
+    'GET /v1/audit': query({ actor: fc.oneof(fc.constantFrom(...w.logins), text), action: fc.oneof(fc.constantFrom('registry.create'), text), limit: fc.oneof(num.map(String), text), cursor: fc.oneof(fc.nat().map(String), fc.constant('99999999999999999999'), text) }).map((q) => ({
+      path: `/v1/audit${q}`,
+    })),
     ...agentRouteGenerators({ project, text, jsonValue, body, seg, agentNames: w.agentNames ?? ['none'], agentRunIds: w.agentRunIds ?? [] }),
     'POST /mcp/projects/:projectId': fc
       .tuple(
