@@ -4,7 +4,8 @@
 //
 //   npm run bench -- --n 200 --c 20 --warmup 10 --rounds 2 --submits 100
 //   (or BENCH_N, BENCH_C, BENCH_WARMUP, BENCH_ROUNDS, BENCH_MAX_JOBS, BENCH_SUBMITS)
-//   --rows core,submit,get,sse,consent   which rows to run (default: all; `--rows core` is the quick run)
+//   --rows core,submit,get,sse,consent,kg   which rows to run (default: all; `--rows core` is the quick run)
+//   BENCH_KG_ENTITIES                    entities of the kg row's generated graph (default 5000; 3 relations each)
 //   --sessions on|off                    MCP session reuse in the worker (MCP_SESSIONS), to measure that lever alone
 //   --cpu-prof DIR                       write V8 CPU profiles of the API and worker into DIR (see bench/cpu-summary.ts)
 //
@@ -35,6 +36,7 @@ import { readEvents } from '../test/support/sse-client.ts';
 import { createTestDb, REDIS_TEST_URL, type TestDb } from '../test/support/test-db.ts';
 import type { BaselineActivities, baselineWorkflow } from './baseline-workflow.ts';
 import { consentRow, getTaskRow, sseRow, type RowContext } from './extra-rows.ts';
+import { kgRow } from './kg-row.ts';
 import { fmt, procArgv0, procStatusKb, resetPeakRss, runClosedLoop, summarize, type PhaseResult, type Summary } from './stats.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -63,7 +65,7 @@ function options() {
       'cpu-prof': { type: 'string' },
     },
   });
-  const rows = new Set((values.rows ?? 'core,submit,get,sse,consent').split(',').map((r) => r.trim()));
+  const rows = new Set((values.rows ?? 'core,submit,get,sse,consent,kg').split(',').map((r) => r.trim()));
   for (const r of rows) if (!ROWS.includes(r)) throw new Error(`unknown row "${r}" (rows: ${ROWS.join(', ')})`);
   const sessions = values.sessions ?? 'on';
   if (sessions !== 'on' && sessions !== 'off') throw new Error(`--sessions must be on or off, got "${sessions}"`);
@@ -80,7 +82,7 @@ function options() {
   return { n, c, warmup, rounds, maxJobs, submits, rows, sessions, cpuProf };
 }
 
-const ROWS = ['core', 'submit', 'get', 'sse', 'consent'];
+const ROWS = ['core', 'submit', 'get', 'sse', 'consent', 'kg'];
 
 const progress = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
@@ -397,6 +399,7 @@ async function main(): Promise<number> {
       }
       extra.push(...(await sseRow(rowCtx, parkedTaskId)));
     }
+    if (opt.rows.has('kg')) extra.push(...(await kgRow(rowCtx, { entities: Math.max(1, positiveInt('BENCH_KG_ENTITIES', process.env.BENCH_KG_ENTITIES, 5000)) })));
     for (const p of processes) if (p.child.exitCode !== null) throw new Error(describeExit(p));
 
     // --- report -------------------------------------------------------------------------------------------------

@@ -114,7 +114,8 @@ export function createKnowledgeGraphQueries(deps: { db: Db }) {
 
     /**
      * Entities within `depth` relations of `name`, following relations both ways (only those of `relationType` when
-     * given), each with its distance, and the relations among them. A recursive query walks outwards a level at a time.
+     * given), each with its distance, and the relations among them. A recursive query walks outwards a level at a time;
+     * each step is two index lookups (outgoing, incoming) rather than one OR the planner would answer with a scan.
      */
     async neighbours(projectId: string, name: string, opts: { depth: number; relationType?: string; limit?: number }): Promise<Neighbourhood> {
       await requireEntity(projectId, name);
@@ -124,9 +125,13 @@ export function createKnowledgeGraphQueries(deps: { db: Db }) {
         with recursive walk(name, depth) as (
           select ${name}::text, 0
           union
-          select case when r.from_name = w.name then r.to_name else r.from_name end, w.depth + 1
+          select n.name, w.depth + 1
           from walk w
-          join kg_relations r on r.project_id = ${projectId} and (r.from_name = w.name or r.to_name = w.name) ${typeFilter}
+          cross join lateral (
+            select r.to_name as name from kg_relations r where r.project_id = ${projectId} and r.from_name = w.name ${typeFilter}
+            union all
+            select r.from_name from kg_relations r where r.project_id = ${projectId} and r.to_name = w.name ${typeFilter}
+          ) n
           where w.depth < ${opts.depth}
         )
         select name, min(depth)::int as depth from walk group by name order by depth, name limit ${limit + 1}`.execute(db);
