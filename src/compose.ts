@@ -21,6 +21,9 @@ import { createBearerVerifier } from './core/bearer-verifier.ts';
 import { createAuditRecorder, createCallerScopes } from './core/caller-scope.ts';
 import { builtInStepKinds } from './core/agent-step-kinds.ts';
 import { createAgentService } from './core/agents.ts';
+import { createAgentRunService } from './core/agent-runs.ts';
+import { createAgentActivities } from '../activities/agent-runs.ts';
+import { createTemporalAgentRunRunner } from './temporal/agent-run-runner.ts';
 import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
@@ -162,17 +165,18 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     },
   });
   const feed = createTaskEventFeed({ events, subscriber, channelPrefix: prefix });
+  const runnerPolicy = {
+    consentTimeoutMs: config.task.consentTimeoutMs,
+    retryInitialMs: config.task.retryInitialMs,
+    retryMaxMs: config.task.retryMaxMs,
+    probeTimeoutMs: config.task.probeTimeoutMs,
+    heartbeatTimeoutMs: config.task.heartbeatTimeoutMs,
+    spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
+  };
   const runner = createTemporalTaskRunner({
     client,
     taskQueue: config.temporal.taskQueue,
-    policy: {
-      consentTimeoutMs: config.task.consentTimeoutMs,
-      retryInitialMs: config.task.retryInitialMs,
-      retryMaxMs: config.task.retryMaxMs,
-      probeTimeoutMs: config.task.probeTimeoutMs,
-      heartbeatTimeoutMs: config.task.heartbeatTimeoutMs,
-      spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
-    },
+    policy: runnerPolicy,
   });
   const limits = createLimits({
     redis: limitsRedis,
@@ -249,29 +253,42 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const sessions = config.mcpSessions.enabled
     ? createMcpSessionPool({ maxPerKey: 4, maxTotal: 256, maxCallsPerSession: 64, idleMs: config.mcpSessions.idleMs, connectTimeoutMs: config.task.probeTimeoutMs })
     : undefined;
-  const activities = createActivities({
+  const agentRuns = createAgentRunService({
     db,
-    tasks,
-    registry,
-    bindings,
-    health,
-    slots,
+    projects,
+    agents,
+    stepKinds,
+    taskEvents: events,
     results,
-    events,
-    spaces,
-    outboundFetch: outbound.fetch,
-    ...(sessions ? { sessions } : {}),
-    metrics,
-    log: log.child({ component: 'activities' }),
-    settings: {
-      toolTimeoutMs: config.task.toolTimeoutMs,
-      probeTimeoutMs: config.task.probeTimeoutMs,
-      heartbeatEveryMs: Math.max(Math.min(config.task.heartbeatTimeoutMs / 3, 5000), 200),
-      spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
-      spacePollMs: config.task.spacePollMs,
-      probeFreshMs: config.task.probeFreshMs,
-    },
+    runner: createTemporalAgentRunRunner({ client, taskQueue: config.temporal.taskQueue, policy: runnerPolicy, maxParallel: config.agentMaxParallel }),
+    validateInput: (schema, input) => argumentValidator.check('agent input', [schema], input as Record<string, unknown>),
   });
+  const activities = {
+    ...createAgentActivities({ agentRuns }),
+    ...createActivities({
+      db,
+      tasks,
+      registry,
+      bindings,
+      health,
+      slots,
+      results,
+      events,
+      spaces,
+      outboundFetch: outbound.fetch,
+      ...(sessions ? { sessions } : {}),
+      metrics,
+      log: log.child({ component: 'activities' }),
+      settings: {
+        toolTimeoutMs: config.task.toolTimeoutMs,
+        probeTimeoutMs: config.task.probeTimeoutMs,
+        heartbeatEveryMs: Math.max(Math.min(config.task.heartbeatTimeoutMs / 3, 5000), 200),
+        spaceStartTimeoutMs: config.task.spaceStartTimeoutMs,
+        spacePollMs: config.task.spacePollMs,
+        probeFreshMs: config.task.probeFreshMs,
+      },
+    }),
+  };
 
   return {
     config,
@@ -301,6 +318,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     feed,
     tasks,
     agents,
+    agentRuns,
     stepKinds,
     reconciler,
     slots,

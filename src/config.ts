@@ -81,6 +81,7 @@ const schema = z.object({
   HF_ENDPOINT: z.string().url().default('https://huggingface.co'),
   HF_TOKEN: z.string().optional(),
   MAX_CONCURRENT_JOBS: int(1).default(16),
+  AGENT_MAX_PARALLEL: int(1).default(4),
   CONSENT_TIMEOUT: duration.default(15 * 60_000),
   DISPATCH_RETRY_INITIAL: duration.default(1000),
   DISPATCH_RETRY_MAX: duration.default(30_000),
@@ -149,6 +150,8 @@ export type Config = Readonly<{
   results: Readonly<{ inlineMaxBytes: number; store: string }>;
   huggingFace: Readonly<{ endpoint: string; token?: string }>;
   limits: Readonly<{ maxConcurrentJobs: number; maxRequestBytes: number }>;
+  /** Steps (forEach items) of one agent run in flight at once. */
+  agentMaxParallel: number;
   /** Per-tenant limits (RATE_LIMITS=off turns all of them off); rates count per window of `windowSeconds`. */
   rateLimits: Readonly<{
     enabled: boolean;
@@ -302,6 +305,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     results: Object.freeze({ inlineMaxBytes: e.RESULT_INLINE_MAX_BYTES, store: e.RESULT_STORE }),
     huggingFace: Object.freeze({ endpoint: e.HF_ENDPOINT, token: e.HF_TOKEN }),
     limits: Object.freeze({ maxConcurrentJobs: e.MAX_CONCURRENT_JOBS, maxRequestBytes: e.MAX_REQUEST_BYTES }),
+    agentMaxParallel: e.AGENT_MAX_PARALLEL,
     rateLimits: Object.freeze({
       enabled: e.RATE_LIMITS === 'on',
       windowSeconds: e.RATE_LIMIT_WINDOW / 1000,

@@ -1,1 +1,2 @@
 export { taskWorkflow } from './task.ts';
+export { agentRunWorkflow } from './agent-run.ts';

@@ -6,6 +6,7 @@ import type { AuditLog } from '../core/audit-log.ts';
 import type { VerifiedBearer } from '../core/bearer-verifier.ts';
 import type { CallerScopes } from '../core/caller-scope.ts';
 import type { AgentService } from '../core/agents.ts';
+import type { AgentRunService } from '../core/agent-runs.ts';
 import type { KnowledgeGraph } from '../core/knowledge-graph.ts';
 import type { Limits } from '../core/limits.ts';
 import type { ProjectService } from '../core/projects.ts';
@@ -24,6 +25,7 @@ import { enterCallerScope } from './caller-scope.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { agentRoutes } from './routes/agents.ts';
+import { agentRunRoutes } from './routes/agent-runs.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
@@ -64,6 +66,7 @@ export interface AppDeps {
   bindings: SpaceBindings;
   tasks: TaskService;
   agents: AgentService;
+  agentRuns: AgentRunService;
   results: ResultService;
   feed: TaskEventFeed;
   kg: KnowledgeGraph;
@@ -129,6 +132,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     apiKeyRoutes(deps),
     auditRoutes(deps),
     agentRoutes({ agents: deps.agents }),
+    agentRunRoutes({ agentRuns: deps.agentRuns, limitSubmissions: limitPerUser(limits.submission) }),
     knowledgeGraphRoutes(deps),
     knowledgeGraphMcpRoutes(deps),
   ];

@@ -6,6 +6,7 @@ import { authOperations } from './routes/auth.ts';
 import { apiKeyOperations } from './routes/api-keys.ts';
 import { auditOperations } from './routes/audit.ts';
 import { agentOperations } from './routes/agents.ts';
+import { agentRunOperations } from './routes/agent-runs.ts';
 import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
@@ -25,6 +26,7 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...taskOperations,
   ...taskEventOperations,
   ...agentOperations,
+  ...agentRunOperations,
   ...knowledgeGraphOperations,
   ...knowledgeGraphMcpOperations,
   ...healthOperations,

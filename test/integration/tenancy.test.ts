@@ -16,6 +16,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
   let projectId: string;
   let taskId: string;
   let alphaId: string;
+  let runId: string;
   let aliceKeyId: string;
 
   before(async function () {
@@ -37,6 +38,9 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
     aliceKeyId = key.body.id;
     const agent = await stack.api('POST', `/v1/projects/${projectId}/agents`, { token: alice, body: { name: 'alice', steps: [{ id: 'a', tool: 'echo', arguments: { text: 'x' } }] } });
     assert.equal(agent.status, 201, agent.text);
+    const run = await stack.api('POST', `/v1/projects/${projectId}/agents/alice/runs`, { token: alice, body: { input: {} } });
+    assert.equal(run.status, 202, run.text);
+    runId = run.body.id;
   });
 
   after(async function () {
@@ -48,7 +52,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
 
   /** A route pattern with its parameters filled from alice's resources. */
   function fill(pattern: string): string {
-    const id = pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : pattern.startsWith('/v1/api-keys') ? aliceKeyId : projectId;
+    const id = pattern.startsWith('/v1/agent-runs') ? runId : pattern.startsWith('/v1/tasks') ? taskId : pattern.startsWith('/v1/mcps') ? alphaId : pattern.startsWith('/v1/api-keys') ? aliceKeyId : projectId;
     return pattern.replace(':id', id).replace(':projectId', projectId).replace(':mcp', 'alpha').replace(':login', 'alice').replace(':name', 'alice');
   }
 

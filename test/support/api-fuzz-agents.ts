@@ -45,9 +45,15 @@ export function agentRouteGenerators(p: AgentFuzzParts): Record<string, fc.Arbit
     { requiredKeys: ['steps'] },
   );
   const agentName = p.seg(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...p.agentNames) }, { weight: 1, arbitrary: p.text }));
+  const run = p.seg(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...(p.agentRunIds.length > 0 ? p.agentRunIds : ['00000000-0000-4000-8000-000000000000'])) }, { weight: 1, arbitrary: p.text }));
   const newName = fc.oneof(fc.string({ unit: fc.constantFrom(...'abc123-_'), minLength: 1, maxLength: 10 }), p.text);
 
   return {
+    'POST /v1/projects/:id/agents/:name/runs': fc
+      .tuple(p.project, agentName, p.body(fc.record({ input: p.jsonValue }, { requiredKeys: [] })), fc.option(fc.string({ minLength: 1, maxLength: 20 }), { nil: undefined }))
+      .map(([pr, n, b, key]) => ({ path: `/v1/projects/${pr}/agents/${n}/runs`, ...b, ...(key !== undefined ? { headers: { 'Idempotency-Key': encodeURIComponent(key) } } : {}) })),
+    'GET /v1/agent-runs/:id': run.map((r) => ({ path: `/v1/agent-runs/${r}` })),
+    'POST /v1/agent-runs/:id/cancel': run.map((r) => ({ path: `/v1/agent-runs/${r}/cancel` })),
     'POST /v1/projects/:id/agents': fc
       .tuple(p.project, fc.tuple(newName, definition).chain(([name, def]) => p.body(fc.constant({ name, ...def }))))
       .map(([pr, b]) => ({ path: `/v1/projects/${pr}/agents`, ...b })),
