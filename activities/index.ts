@@ -188,7 +188,9 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async tryAcquireSlot(input: { taskId: string; target: RouteTarget }): Promise<boolean> {
-      return deps.slots.tryAcquire(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency });
+      const acquired = await deps.slots.tryAcquire(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency });
+      deps.metrics.slotAttempts.inc({ outcome: acquired ? 'acquired' : 'full' });
+      return acquired;
     },
 
     async releaseSlot(input: { taskId: string; target: RouteTarget }): Promise<void> {

@@ -32,6 +32,8 @@ import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
 import { createTaskReconciler } from './core/task-reconciler.ts';
 import { createTaskService } from './core/tasks.ts';
+import { countActiveTasksByStatus } from './core/tasks-repository.ts';
+import { TASK_STATUSES, TERMINAL_STATUSES } from './core/task-model.ts';
 import { createUserDirectory, findUser } from './core/users.ts';
 import { createDb } from './db/create-db.ts';
 import { createBlobStore } from './integrations/blob-store-factory.ts';
@@ -41,11 +43,13 @@ import { probeEndpoint } from './integrations/mcp/probe.ts';
 import { createMcpSessionPool } from './integrations/mcp/session-pool.ts';
 import { createOutboundGuard } from './integrations/outbound-guard.ts';
 import type { Logger } from './lib/logger.ts';
-import { createMetrics } from './lib/metrics.ts';
+import { createMetrics, registerActiveTaskGauge } from './lib/metrics.ts';
 import { isLoopbackUrl } from './lib/loopback-host.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { createTemporalTaskRunner } from './temporal/task-runner.ts';
 import type { McpServer } from './core/registry.ts';
+
+const ACTIVE_STATUSES = TASK_STATUSES.filter((s) => !TERMINAL_STATUSES.includes(s));
 
 /**
  * Builds every client and service of one process from a Config. Called by src/main.ts (and by tests and the
@@ -55,6 +59,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const { log } = opts;
   const metrics = createMetrics(opts.metricsRegistry);
   const db = createDb(config.databaseUrl, { onConnectionError: (err) => log.warn({ err: err.message }, 'postgres connection lost; reconnecting on next use') });
+  registerActiveTaskGauge(opts.metricsRegistry, () => countActiveTasksByStatus(db), ACTIVE_STATUSES);
   const redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
   const subscriber = redis.duplicate();
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));

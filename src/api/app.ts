@@ -104,6 +104,24 @@ function guardEveryRoute(router: Router<any>, guards: Koa.Middleware[]): void {
   for (const layer of router.stack) layer.stack.unshift(...guards);
 }
 
+/** The stream limit's slot, counted in the open-streams gauge from when it is granted until it is released. */
+function countedStreams(openStream: Limits['openStream'], metrics: Metrics): Limits['openStream'] {
+  return async (userId) => {
+    const slot = await openStream(userId);
+    if (!slot.decision.allowed) return slot;
+    metrics.sseStreamsOpen.inc();
+    let open = true;
+    return {
+      ...slot,
+      release() {
+        if (open) metrics.sseStreamsOpen.dec();
+        open = false;
+        return slot.release();
+      },
+    };
+  };
+}
+
 /** A NUL in a path parameter or query value would reach Postgres, which cannot store it. */
 const refuseNulInUrl: Koa.Middleware = (ctx, next) => {
   if (/%00/i.test(ctx.path) || /%00/i.test(ctx.querystring) || ctx.url.includes('\0')) {
@@ -126,7 +144,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     projectRoutes(deps),
     spaceRoutes(deps),
     mcpRoutes({ registry: deps.registry, projects: deps.projects, users: deps.users, checkHealth: deps.checkServerHealth }),
-    taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: limits.openStream }),
+    taskEventRoutes({ tasks: deps.tasks, feed: deps.feed, heartbeatMs: deps.sseHeartbeatMs, openStream: countedStreams(limits.openStream, deps.metrics) }),
     taskRoutes({ ...deps, limitSubmissions: limitPerUser(limits.submission) }),
     meRoutes(deps),
     apiKeyRoutes(deps),

@@ -99,6 +99,17 @@ export async function countActiveTasks(db: Db, projectId: string): Promise<numbe
   return Number(row.n);
 }
 
+/** Unfinished tasks of every project, by status: what the tasks_active gauge reports. */
+export async function countActiveTasksByStatus(db: Db): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('tasks')
+    .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+    .where(sql<boolean>`status not in ('succeeded', 'failed', 'canceled')`)
+    .groupBy('status')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+}
+
 /** Records that the task's workflow exists; the reconciler then leaves the task alone. */
 export async function markWorkflowStarted(db: Db, taskId: string): Promise<void> {
   await db.updateTable('tasks').set({ workflow_started_at: sql`now()` }).where('id', '=', taskId).where('workflow_started_at', 'is', null).execute();

@@ -50,6 +50,17 @@ export function createMetrics(registry: Registry) {
       labelNames: ['op'],
       registers,
     }),
+    slotAttempts: new Counter<'outcome'>({
+      name: 'orchestrator_slot_attempts_total',
+      help: 'Tries to take a dispatch slot, by outcome (acquired, or full: the task waits on a timer and tries again)',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    sseStreamsOpen: new Gauge({
+      name: 'orchestrator_sse_streams_open',
+      help: 'Event streams (SSE) currently open on this API process',
+      registers,
+    }),
     rateLimitRejections: new Counter<'limit'>({
       name: 'orchestrator_rate_limit_rejections_total',
       help: 'Requests refused with 429 by a per-tenant limit, by limit',
@@ -60,6 +71,23 @@ export function createMetrics(registry: Registry) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Unfinished tasks by status, counted in Postgres when /metrics is scraped (the partial index of active tasks keeps
+ * it cheap): every API replica reports the same numbers, so dashboards take max(), not sum().
+ */
+export function registerActiveTaskGauge(registry: Registry, countByStatus: () => Promise<Record<string, number>>, statuses: readonly string[]): void {
+  new Gauge<'status'>({
+    name: 'orchestrator_tasks_active',
+    help: 'Tasks not yet finished, by status (queued, routing, running, awaiting_consent), counted in Postgres at scrape time',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const counts = await countByStatus();
+      for (const status of statuses) this.set({ status }, counts[status] ?? 0);
+    },
+  });
+}
 
 export function collectProcessMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { largeText, startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { readEvents } from '../support/sse-client.ts';
+import { until } from '../support/until.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 describe('results, idempotency, event replay and project isolation', function () {
@@ -175,5 +176,23 @@ describe('results, idempotency, event replay and project isolation', function ()
     assert.match(metrics.text, /orchestrator_tasks_total\{outcome="succeeded"\} \d+/);
     assert.match(metrics.text, /orchestrator_dispatch_duration_seconds_count\{target_kind="oracle",outcome="succeeded"\} \d+/);
     assert.match(metrics.text, /orchestrator_http_request_duration_seconds_count\{method="POST",route="\/v1\/tasks",status="202"\}/);
+    assert.match(metrics.text, /orchestrator_slot_attempts_total\{outcome="acquired"\} [1-9]/);
+  });
+
+  it('counts running tasks and open event streams while they last, and not after', async function () {
+    const metric = async (line: RegExp) => Number((await stack.api('GET', '/metrics')).text.match(line)?.[1] ?? NaN);
+    const running = /orchestrator_tasks_active\{status="running"\} (\d+)/;
+    const streams = /orchestrator_sse_streams_open (\d+)/;
+    const r = await submit({ tool: 'slow', arguments: { ms: 3000 } });
+    await stack.waitForStatus(alice, r.body.id, ['running']);
+    assert.equal(await metric(running), 1);
+    const controller = new AbortController();
+    const res = await fetch(`${stack.url}/v1/tasks/${r.body.id}/events`, { headers: { Authorization: `Bearer ${alice}` }, signal: controller.signal });
+    assert.equal(res.status, 200);
+    assert.equal(await metric(streams), 1);
+    controller.abort();
+    await until('the stream to be released', async () => (await metric(streams)) === 0, 5000);
+    await stack.waitForStatus(alice, r.body.id, ['succeeded']);
+    assert.equal(await metric(running), 0);
   });
 });
