@@ -43,7 +43,8 @@ import { authRoutes, meRoutes } from './routes/auth.ts';
 import { spaceRoutes } from './routes/spaces.ts';
 import { taskEventRoutes } from './routes/task-events.ts';
 import { taskRoutes } from './routes/tasks.ts';
-import { consentTool } from './mcp/consent-tool.ts';
+import { CONSENT_TOOL, consentTool } from './mcp/consent-tool.ts';
+import { MEMORY_TOOLS, memoryTools } from './mcp/memory-tools-provider.ts';
 import { challengeWithResourceMetadata, mcpEndpointRoutes, protectedResourceRoutes } from './mcp/mcp-routes.ts';
 import { registryTools } from './mcp/registry-tools.ts';
 import type { ToolProvider } from './mcp/tool-provider.ts';
@@ -155,7 +156,13 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     knowledgeGraphMcpRoutes(deps),
   ];
   const mcpEndpoint = mcpEndpointRoutes({
-    providers: [consentTool({ tasks: deps.tasks }), registryTools({ registry: deps.registry, tasks: deps.tasks }), ...(deps.mcpToolProviders ?? [])],
+    // The endpoint's own tools come first and keep their names; a registry tool named like one is listed as server__tool.
+    providers: [
+      consentTool({ tasks: deps.tasks }),
+      memoryTools({ kg: deps.kg, projects: deps.projects, log: deps.log }),
+      registryTools({ registry: deps.registry, tasks: deps.tasks, reservedNames: [CONSENT_TOOL, ...MEMORY_TOOLS] }),
+      ...(deps.mcpToolProviders ?? []),
+    ],
     tasks: deps.tasks,
     results: deps.results,
     feed: deps.feed,

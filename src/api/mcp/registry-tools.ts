@@ -19,7 +19,10 @@ function objectSchema(schema: Record<string, unknown>): Tool['inputSchema'] {
 export function registryTools(deps: {
   registry: { routableForProject(projectId: string): Promise<Array<McpServer & { tools: McpTool[] }>> };
   tasks: Pick<TaskService, 'submit'>;
+  /** Names the endpoint's own tools hold (consent, the memory tools): a server's tool so named is listed as `server__tool`. */
+  reservedNames?: readonly string[];
 }): ToolProvider {
+  const reserved = new Set(deps.reservedNames ?? []);
   return {
     name: 'registry',
     async tools(caller) {
@@ -28,7 +31,7 @@ export function registryTools(deps: {
       for (const s of servers) for (const t of s.tools) owners.set(t.name, (owners.get(t.name) ?? 0) + 1);
       return servers.flatMap((server) =>
         server.tools.map((tool): ProvidedTool => {
-          const name = owners.get(tool.name)! > 1 ? `${server.name}${QUALIFIER}${tool.name}` : tool.name;
+          const name = owners.get(tool.name)! > 1 || reserved.has(tool.name) ? `${server.name}${QUALIFIER}${tool.name}` : tool.name;
           return {
             definition: {
               name,
