@@ -267,6 +267,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     stepKinds,
     taskEvents: events,
     results,
+    taskConsent: tasks,
     runner: createTemporalAgentRunRunner({ client, taskQueue: config.temporal.taskQueue, policy: runnerPolicy, maxParallel: config.agentMaxParallel }),
     validateInput: (schema, input) => argumentValidator.check('agent input', [schema], input as Record<string, unknown>),
   });

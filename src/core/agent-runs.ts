@@ -11,6 +11,8 @@ import { ConflictError, DomainError, InvalidRequestError, NotFoundError } from '
 import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
 import type { NewEvent, TaskEvent } from './task-events.ts';
+import type { ConsentDecision } from './task-model.ts';
+import { NotAwaitingConsentError } from './tasks.ts';
 import * as repo from './agent-runs-repository.ts';
 import * as tasksRepo from './tasks-repository.ts';
 
@@ -97,6 +99,8 @@ export function createAgentRunService(deps: {
   stepKinds: AgentStepKinds;
   taskEvents: { appendWhen(taskId: string, events: NewEvent[], change: (trx: Db) => Promise<boolean>): Promise<TaskEvent[] | undefined> };
   results: { open(taskId: string): Promise<{ body: Buffer | Readable; mediaType: string } | undefined> };
+  /** The task consent path: a decision given to a run goes to each of its step tasks that awaits one. */
+  taskConsent: { decideConsent(userId: string, taskId: string, decision: ConsentDecision): Promise<unknown> };
   validateInput?: (schema: Record<string, unknown>, input: unknown) => Array<{ path: string; message: string }>;
 }) {
   const { db } = deps;
@@ -162,12 +166,15 @@ export function createAgentRunService(deps: {
     const def = definitionOf(row);
     const units = await repo.listRunSteps(db, row.id);
     const states = row.step_states as Record<string, { status?: AgentStepStatus }>;
+    // A running run whose step tasks wait for consent shows it: read from the tasks, so consent (or its deadline)
+    // puts the run back to running without the workflow writing anything.
+    const waiting = row.status === 'running' && units.some((u) => u.task_status === 'awaiting_consent');
     return {
       id: row.id,
       projectId: row.project_id,
       agent: row.agent_name,
       version: row.agent_version,
-      status: row.status as AgentRunStatus,
+      status: waiting ? 'awaiting_consent' : (row.status as AgentRunStatus),
       ...(row.error ? { error: row.error as unknown as AgentRunError } : {}),
       steps: def.steps.map((s) => {
         const mine = units.filter((u) => u.step_id === s.id);
@@ -224,6 +231,23 @@ export function createAgentRunService(deps: {
       await deps.projects.requireRole(userId, row.project_id, 'member');
       if ((TERMINAL_RUN_STATUSES as readonly string[]).includes(row.status)) throw new ConflictError('AgentRunFinished', `the run already ended (status: ${row.status})`, { runStatus: row.status });
       await deps.runner.cancel(row.workflow_id);
+      return toView((await repo.findRun(db, runId))!);
+    },
+
+    /** Passes the decision to every step task awaiting consent; 409 when none does. */
+    async decideConsent(userId: string, runId: string, decision: ConsentDecision): Promise<AgentRunView> {
+      const row = await visible(userId, runId);
+      await deps.projects.requireRole(userId, row.project_id, 'member');
+      const waiting = (await repo.listRunSteps(db, runId)).filter((u) => u.task_id && u.task_status === 'awaiting_consent');
+      if (waiting.length === 0) throw new ConflictError('NotAwaitingConsent', `the run is not awaiting consent (status: ${row.status})`, { runStatus: row.status });
+      for (const unit of waiting) {
+        try {
+          await deps.taskConsent.decideConsent(userId, unit.task_id!, decision);
+        } catch (err) {
+          // That step's consent deadline passed in between: it moved on by itself.
+          if (!(err instanceof NotAwaitingConsentError)) throw err;
+        }
+      }
       return toView((await repo.findRun(db, runId))!);
     },
 

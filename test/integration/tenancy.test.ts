@@ -90,6 +90,7 @@ describe('tenancy: authentication, isolation, registry ownership and roles', fun
       'PUT /v1/projects/:id/spaces/:mcp': { url: 'http://127.0.0.1:9/mcp' },
       'PATCH /v1/mcps/:id': { oracleUrl: serverB.url },
       'POST /v1/tasks/:id/consent': { grant: true },
+      'POST /v1/agent-runs/:id/consent': { grant: true },
       'POST /v1/tasks': { projectId, tool: 'echo', arguments: { text: 'x' } },
       'POST /v1/tasks/retry': { projectId },
       'POST /v1/projects/:id/agents': { name: 'theirs', steps: [{ id: 'a', tool: 'echo', arguments: {} }] },

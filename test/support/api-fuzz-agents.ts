@@ -53,6 +53,7 @@ export function agentRouteGenerators(p: AgentFuzzParts): Record<string, fc.Arbit
       .tuple(p.project, agentName, p.body(fc.record({ input: p.jsonValue }, { requiredKeys: [] })), fc.option(fc.string({ minLength: 1, maxLength: 20 }), { nil: undefined }))
       .map(([pr, n, b, key]) => ({ path: `/v1/projects/${pr}/agents/${n}/runs`, ...b, ...(key !== undefined ? { headers: { 'Idempotency-Key': encodeURIComponent(key) } } : {}) })),
     'GET /v1/agent-runs/:id': run.map((r) => ({ path: `/v1/agent-runs/${r}` })),
+    'POST /v1/agent-runs/:id/consent': fc.tuple(run, p.body(fc.record({ grant: fc.boolean() }))).map(([r, b]) => ({ path: `/v1/agent-runs/${r}/consent`, ...b })),
     'POST /v1/agent-runs/:id/cancel': run.map((r) => ({ path: `/v1/agent-runs/${r}/cancel` })),
     'POST /v1/projects/:id/agents': fc
       .tuple(p.project, fc.tuple(newName, definition).chain(([name, def]) => p.body(fc.constant({ name, ...def }))))

@@ -7,6 +7,7 @@ import type { AppState } from '../authenticate.ts';
 import { Problem } from '../problem.ts';
 
 const startBody = z.strictObject({ input: z.unknown().optional() });
+const consentBody = z.strictObject({ grant: z.boolean() });
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const runView = z.object({ id: z.string(), projectId: z.string(), agent: z.string(), version: z.number(), status: z.string(), steps: z.array(z.object({ id: z.string(), status: z.string() }).passthrough()) }).passthrough();
 
@@ -17,6 +18,11 @@ export const agentRunOperations: ApiOperation[] = [
     responses: { 202: { description: 'the run, accepted', schema: runView } }, problems: [400, 403, 404, 409, 422],
   },
   { method: 'get', path: '/v1/agent-runs/{id}', operationId: 'getAgentRun', summary: "A run: its status and each step's status and task ids", tags: ['agents'], auth: 'bearer', params: z.object({ id: z.string() }), responses: { 200: { description: 'the run', schema: runView } }, problems: [404] },
+  {
+    method: 'post', path: '/v1/agent-runs/{id}/consent', operationId: 'decideAgentRunConsent', summary: 'Grant or deny the platform running the steps that wait for consent', tags: ['agents'], auth: 'bearer',
+    description: 'The decision goes to every step task of the run whose status is `awaiting_consent`, as `POST /v1/tasks/{id}/consent` would; 409 when none is waiting.',
+    params: z.object({ id: z.string() }), body: consentBody, example: { grant: true }, responses: { 200: { description: 'the run', schema: runView } }, problems: [403, 404, 409],
+  },
   { method: 'post', path: '/v1/agent-runs/{id}/cancel', operationId: 'cancelAgentRun', summary: 'Cancel a run and its running steps', tags: ['agents'], auth: 'bearer', params: z.object({ id: z.string() }), responses: { 202: { description: 'the run', schema: runView } }, problems: [403, 404, 409] },
 ];
 
@@ -37,6 +43,11 @@ export function agentRunRoutes(deps: { agentRuns: AgentRunService; limitSubmissi
 
   router.get('/v1/agent-runs/:id', async (ctx) => {
     ctx.body = await agentRuns.get(ctx.state.user.id, ctx.params.id!);
+  });
+
+  router.post('/v1/agent-runs/:id/consent', async (ctx) => {
+    const { grant } = consentBody.parse(ctx.request.body);
+    ctx.body = await agentRuns.decideConsent(ctx.state.user.id, ctx.params.id!, { grant, by: ctx.state.user.login });
   });
 
   router.post('/v1/agent-runs/:id/cancel', async (ctx) => {
