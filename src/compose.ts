@@ -20,6 +20,7 @@ import { createApiKeys } from './core/api-keys.ts';
 import { createBearerVerifier } from './core/bearer-verifier.ts';
 import { createAuditRecorder, createCallerScopes } from './core/caller-scope.ts';
 import { builtInStepKinds } from './core/agent-step-kinds.ts';
+import { kgUpsertStepKind } from './core/kg-upsert-step-kind.ts';
 import { createAgentService } from './core/agents.ts';
 import { createAgentRunService } from './core/agent-runs.ts';
 import { createAgentActivities } from '../activities/agent-runs.ts';
@@ -211,6 +212,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   });
   // Step kinds beyond `tool`: registered here so a kind can use any service of this world.
   const stepKinds = builtInStepKinds();
+  stepKinds.set('kg.upsert', kgUpsertStepKind({ kg }));
   const agents = createAgentService({
     db,
     projects,

@@ -15,6 +15,11 @@ export interface AgentStepKind {
   description: string;
   /** Runs the step; returns its output (JSON, at most MAX_STEP_KIND_OUTPUT_BYTES serialized). */
   run(ctx: AgentStepKindContext): Promise<unknown>;
+  /**
+   * Checks a definition's arguments when the agent is saved (references still unresolved); throws with a sentence
+   * saying what is wrong, which becomes a 422 naming the step.
+   */
+  validate?(args: Record<string, unknown>): void;
 }
 
 export type AgentStepKinds = ReadonlyMap<string, AgentStepKind>;

@@ -30,6 +30,12 @@ export function createAgentService(deps: {
   async function validate(projectId: string, def: AgentDefinition): Promise<void> {
     const plan = planAgent(def, { stepKinds: new Set(deps.stepKinds.keys()) });
     for (const step of plan) {
+      const kind = step.kind === 'tool' ? undefined : deps.stepKinds.get(step.kind);
+      try {
+        kind?.validate?.(def.steps.find((s) => s.id === step.id)!.arguments ?? {});
+      } catch (err) {
+        throw new AgentDefinitionError('InvalidStep', step.id, `${step.kind}: ${(err as Error).message}`);
+      }
       if (step.kind === 'tool' && !(await deps.toolExists(step.tool!, projectId))) {
         throw new AgentDefinitionError('UnknownTool', step.id, `no enabled server offers the tool "${step.tool}"`);
       }
