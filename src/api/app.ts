@@ -26,6 +26,7 @@ import { apiKeyRoutes } from './routes/api-keys.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { agentRunRoutes } from './routes/agent-runs.ts';
+import { agentRunEventRoutes } from './routes/agent-run-events.ts';
 import { domainProblem } from './domain-problems.ts';
 import { jsonBody } from './json-body.ts';
 import { noSniff } from './no-sniff.ts';
@@ -107,6 +108,9 @@ function guardEveryRoute(router: Router<any>, guards: Koa.Middleware[]): void {
 }
 
 /** The stream limit's slot, counted in the open-streams gauge from when it is granted until it is released. */
+/** How often a run's event stream looks for new events: a run's events are seconds apart. */
+const RUN_EVENT_POLL_MS = 250;
+
 function countedStreams(openStream: Limits['openStream'], metrics: Metrics): Limits['openStream'] {
   return async (userId) => {
     const slot = await openStream(userId);
@@ -153,6 +157,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     auditRoutes(deps),
     agentRoutes({ agents: deps.agents }),
     agentRunRoutes({ agentRuns: deps.agentRuns, limitSubmissions: limitPerUser(limits.submission) }),
+    agentRunEventRoutes({ agentRuns: deps.agentRuns, heartbeatMs: deps.sseHeartbeatMs, pollMs: RUN_EVENT_POLL_MS, openStream: countedStreams(limits.openStream, deps.metrics) }),
     knowledgeGraphRoutes(deps),
     knowledgeGraphMcpRoutes(deps),
   ];

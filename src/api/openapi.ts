@@ -7,6 +7,7 @@ import { apiKeyOperations } from './routes/api-keys.ts';
 import { auditOperations } from './routes/audit.ts';
 import { agentOperations } from './routes/agents.ts';
 import { agentRunOperations } from './routes/agent-runs.ts';
+import { agentRunEventOperations } from './routes/agent-run-events.ts';
 import { mcpEndpointOperations } from './mcp/mcp-routes.ts';
 import { docsOperations } from './routes/docs.ts';
 import { healthOperations } from './routes/health.ts';
@@ -27,6 +28,7 @@ export const API_OPERATIONS: ApiOperation[] = [
   ...taskEventOperations,
   ...agentOperations,
   ...agentRunOperations,
+  ...agentRunEventOperations,
   ...knowledgeGraphOperations,
   ...knowledgeGraphMcpOperations,
   ...healthOperations,

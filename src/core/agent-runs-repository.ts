@@ -92,3 +92,31 @@ export async function upsertStepRow(db: Db, v: { runId: string; stepId: string; 
     .onConflict((oc) => oc.columns(['run_id', 'step_id', 'item']).doUpdateSet({ status: v.status, output: v.output === undefined ? null : JSON.stringify(v.output), updated_at: new Date() }))
     .execute();
 }
+
+export interface RunEventRow {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+  created_at: Date;
+}
+
+/** Appends events after the run's last seq; call it in the transaction that makes the change they describe. */
+export async function appendRunEvents(db: Db, runId: string, events: Array<{ type: string; data: Record<string, unknown> }>): Promise<void> {
+  if (events.length === 0) return;
+  // The row lock taken by this update orders concurrent writers of one run's log.
+  const { event_seq: last } = await db
+    .updateTable('agent_runs')
+    .set((eb) => ({ event_seq: eb('event_seq', '+', events.length) }))
+    .where('id', '=', runId)
+    .returning('event_seq')
+    .executeTakeFirstOrThrow();
+  const first = last - events.length + 1;
+  await db
+    .insertInto('agent_run_events')
+    .values(events.map((e, i) => ({ run_id: runId, seq: first + i, type: e.type, data: JSON.stringify(e.data) })))
+    .execute();
+}
+
+export async function listRunEvents(db: Db, runId: string, after: number, limit: number): Promise<RunEventRow[]> {
+  return db.selectFrom('agent_run_events').select(['seq', 'type', 'data', 'created_at']).where('run_id', '=', runId).where('seq', '>', after).orderBy('seq').limit(limit).execute() as Promise<RunEventRow[]>;
+}

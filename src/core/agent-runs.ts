@@ -34,6 +34,13 @@ export class StepInputError extends DomainError {
   }
 }
 
+export interface RunEvent {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
 export interface AgentRunView {
   id: string;
   projectId: string;
@@ -157,9 +164,12 @@ export function createAgentRunService(deps: {
     }
   }
 
-  async function setStepState(row: repo.AgentRunRow, stepId: string, state: Record<string, unknown>): Promise<void> {
-    const current = (await repo.findRun(db, row.id))!.step_states;
-    await repo.updateRun(db, row.id, { stepStates: { ...current, [stepId]: state } });
+  async function setStepState(row: repo.AgentRunRow, stepId: string, state: { status: AgentStepStatus; items?: number }): Promise<void> {
+    await db.transaction().execute(async (trx) => {
+      const current = (await repo.findRun(trx, row.id))!.step_states;
+      await repo.updateRun(trx, row.id, { stepStates: { ...current, [stepId]: state } });
+      await repo.appendRunEvents(trx, row.id, [{ type: 'step', data: { step: stepId, ...state } }]);
+    });
   }
 
   async function toView(row: repo.AgentRunRow): Promise<AgentRunView> {
@@ -214,7 +224,11 @@ export function createAgentRunService(deps: {
       const requestHash = createHash('sha256').update(canonical({ projectId, agentName, input })).digest('hex');
       const id = opts.idempotencyKey ? uuidFrom(`agent-run\0${userId}\0${opts.idempotencyKey}`) : randomUUID();
       const workflowId = `agent-run-${id}`;
-      const created = await repo.insertRun(db, { id, projectId, agentId: agent.id, agentName, agentVersion: agent.version, definition: agent.definition, input, userId, idempotencyKey: opts.idempotencyKey, requestHash, workflowId });
+      const created = await db.transaction().execute(async (trx) => {
+        const inserted = await repo.insertRun(trx, { id, projectId, agentId: agent.id, agentName, agentVersion: agent.version, definition: agent.definition, input, userId, idempotencyKey: opts.idempotencyKey, requestHash, workflowId });
+        if (inserted) await repo.appendRunEvents(trx, id, [{ type: 'status', data: { status: 'queued', agent: agentName, version: agent.version } }]);
+        return inserted;
+      });
       const row = (await repo.findRun(db, id))!;
       if (!created && row.request_hash !== requestHash) throw new ConflictError('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
       await deps.runner.start({ runId: id, workflowId, projectId, agentName });
@@ -260,11 +274,48 @@ export function createAgentRunService(deps: {
       return toView((await repo.findRun(db, runId))!);
     },
 
+    /**
+     * The run's events after `after`, then until the terminal status event, polling the log every `pollMs`
+     * (a run's events are few and seconds apart; its steps' fine-grained events are on each task's own stream).
+     */
+    async followEvents(runId: string, after: number, onEvent: (e: RunEvent) => Promise<void>, signal: AbortSignal, pollMs: number): Promise<void> {
+      let seq = after;
+      while (!signal.aborted) {
+        const page = await repo.listRunEvents(db, runId, seq, 200);
+        for (const e of page) {
+          if (signal.aborted) return;
+          await onEvent({ seq: e.seq, type: e.type, data: e.data, createdAt: e.created_at.toISOString() });
+          seq = e.seq;
+          if (e.type === 'status' && (TERMINAL_RUN_STATUSES as readonly unknown[]).includes(e.data.status)) return;
+        }
+        if (page.length === 200) continue;
+        const row = await load(runId);
+        // Finished, and the log read to its end (a Last-Event-ID past the terminal event replays nothing).
+        if ((TERMINAL_RUN_STATUSES as readonly string[]).includes(row.status) && page.length === 0) return;
+        await new Promise<void>((resolve) => {
+          const onAbort = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          const timer = setTimeout(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          }, pollMs);
+          signal.addEventListener('abort', onAbort, { once: true });
+        });
+      }
+    },
+
     // What the run's workflow does, through its activities.
 
     async beginRun(runId: string): Promise<RunPlan> {
       const row = await load(runId);
-      if (row.status === 'queued') await repo.updateRun(db, runId, { status: 'running' });
+      if (row.status === 'queued') {
+        await db.transaction().execute(async (trx) => {
+          await repo.updateRun(trx, runId, { status: 'running' });
+          await repo.appendRunEvents(trx, runId, [{ type: 'status', data: { status: 'running' } }]);
+        });
+      }
       return { steps: planOf(row) };
     },
 
@@ -298,7 +349,10 @@ export function createAgentRunService(deps: {
       };
       await deps.taskEvents.appendWhen(taskId, [{ type: 'status', data: { status: 'queued', agentRun: runId, step: stepId } }], async (trx) => {
         const inserted = await tasksRepo.insertTask(trx, values);
-        if (inserted) await repo.upsertStepRow(trx, { runId, stepId, item, taskId, status: 'started' });
+        if (inserted) {
+          await repo.upsertStepRow(trx, { runId, stepId, item, taskId, status: 'started' });
+          await repo.appendRunEvents(trx, runId, [{ type: 'step', data: { step: stepId, ...(item >= 0 ? { item } : {}), status: 'started', taskId } }]);
+        }
         return inserted;
       });
       return { taskId, workflowId: values.workflow_id, tool: step.tool!, heavy: step.heavy, consentToOracle: step.consentToOracle };
@@ -323,13 +377,20 @@ export function createAgentRunService(deps: {
       const row = await load(runId);
       if ((TERMINAL_RUN_STATUSES as readonly string[]).includes(row.status)) return;
       const states = { ...(row.step_states as Record<string, { status: AgentStepStatus }>) };
+      const events: Array<{ type: string; data: Record<string, unknown> }> = [];
       for (const s of definitionOf(row).steps) {
         const st = states[s.id]?.status;
         if (error?.step === s.id) states[s.id] = { ...states[s.id], status: 'failed' };
         else if (st === 'running') states[s.id] = { ...states[s.id], status: 'canceled' };
         else if (!st || st === 'pending') states[s.id] = { status: 'skipped' };
+        if (states[s.id]!.status !== st) events.push({ type: 'step', data: { step: s.id, status: states[s.id]!.status } });
       }
-      await repo.updateRun(db, runId, { status, stepStates: states, error: error ? { ...error } : null, finished: true });
+      // The terminal status event is the last of the log: followers stop after it.
+      events.push({ type: 'status', data: { status, ...(error ? { error: { ...error } } : {}) } });
+      await db.transaction().execute(async (trx) => {
+        await repo.updateRun(trx, runId, { status, stepStates: states, error: error ? { ...error } : null, finished: true });
+        await repo.appendRunEvents(trx, runId, events);
+      });
     },
   };
 }

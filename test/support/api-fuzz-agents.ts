@@ -54,6 +54,9 @@ export function agentRouteGenerators(p: AgentFuzzParts): Record<string, fc.Arbit
       .map(([pr, n, b, key]) => ({ path: `/v1/projects/${pr}/agents/${n}/runs`, ...b, ...(key !== undefined ? { headers: { 'Idempotency-Key': encodeURIComponent(key) } } : {}) })),
     'GET /v1/agent-runs/:id': run.map((r) => ({ path: `/v1/agent-runs/${r}` })),
     'POST /v1/agent-runs/:id/consent': fc.tuple(run, p.body(fc.record({ grant: fc.boolean() }))).map(([r, b]) => ({ path: `/v1/agent-runs/${r}/consent`, ...b })),
+    'GET /v1/agent-runs/:id/events': fc
+      .tuple(run, fc.option(fc.oneof(fc.nat().map(String), fc.constantFrom('2147483648', '9007199254740993', '-1', 'abc', '1e3')), { nil: undefined }))
+      .map(([r, last]) => ({ path: `/v1/agent-runs/${r}/events`, ...(last !== undefined ? { headers: { 'Last-Event-ID': last } } : {}) })),
     'POST /v1/agent-runs/:id/cancel': run.map((r) => ({ path: `/v1/agent-runs/${r}/cancel` })),
     'POST /v1/projects/:id/agents': fc
       .tuple(p.project, fc.tuple(newName, definition).chain(([name, def]) => p.body(fc.constant({ name, ...def }))))

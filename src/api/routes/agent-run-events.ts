@@ -1,0 +1,56 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import type { AgentRunService } from '../../core/agent-runs.ts';
+import { LimitExceededError, type StreamSlot } from '../../core/limits.ts';
+import type { ApiOperation } from '../api-operation.ts';
+import type { AppState } from '../authenticate.ts';
+import { openEventStream, parseLastEventId } from '../sse.ts';
+
+/**
+ * SSE for a run, shaped like a task's stream: a `snapshot` (the run, no id), then each logged `status` and `step`
+ * event after Last-Event-ID with `id:` = its seq, live, until the run's terminal status event.
+ */
+export function agentRunEventRoutes(deps: { agentRuns: AgentRunService; heartbeatMs: number; pollMs: number; openStream: (userId: string) => Promise<StreamSlot> }) {
+  const router = new Router<AppState>({ prefix: '/v1/agent-runs' });
+
+  router.get('/:id/events', async (ctx) => {
+    const after = parseLastEventId(ctx.get('Last-Event-ID') || ctx.query.lastEventId) ?? 0;
+    const run = await deps.agentRuns.get(ctx.state.user.id, ctx.params.id!);
+    const slot = await deps.openStream(ctx.state.user.id);
+    if (!slot.decision.allowed) throw new LimitExceededError(slot.decision);
+
+    const stream = openEventStream(ctx, { heartbeatMs: deps.heartbeatMs, onHeartbeat: () => void slot.renew() });
+    const stop = new AbortController();
+    void stream.closed.then(() => {
+      stop.abort();
+      void slot.release();
+    });
+    stream.send({ event: 'snapshot', data: run });
+    try {
+      await deps.agentRuns.followEvents(
+        run.id,
+        after,
+        async (e) => {
+          if (!stream.send({ id: e.seq, event: e.type, data: { ...e.data, seq: e.seq, at: e.createdAt } })) await stream.waitForDrain();
+        },
+        stop.signal,
+        deps.pollMs,
+      );
+    } finally {
+      stream.close();
+    }
+  });
+
+  return router;
+}
+
+export const agentRunEventOperations: ApiOperation[] = [
+  {
+    method: 'get', path: '/v1/agent-runs/{id}/events', operationId: 'streamAgentRunEvents', summary: "A run's events as Server-Sent Events", tags: ['agents'], auth: 'bearer',
+    description: 'First a `snapshot` event (the run), then every `status` and `step` event after Last-Event-ID (`id:` is its sequence number), live, until the run ends. Reconnect with Last-Event-ID to resume.',
+    params: z.object({ id: z.string() }),
+    headers: z.object({ 'Last-Event-ID': z.string().regex(/^\d+$/).optional().describe('resume after this event') }),
+    query: z.object({ lastEventId: z.string().regex(/^\d+$/).optional().describe('the same, for clients that cannot set headers (EventSource)') }),
+    responses: { 200: { description: 'the event stream', contentType: 'text/event-stream', schema: z.string() } }, problems: [404, 429],
+  },
+];
