@@ -46,6 +46,7 @@ import { taskEventRoutes } from './routes/task-events.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { CONSENT_TOOL, consentTool } from './mcp/consent-tool.ts';
 import { MEMORY_TOOLS, memoryTools } from './mcp/memory-tools-provider.ts';
+import { agentTools } from './mcp/agent-tools.ts';
 import { challengeWithResourceMetadata, mcpEndpointRoutes, protectedResourceRoutes } from './mcp/mcp-routes.ts';
 import { registryTools } from './mcp/registry-tools.ts';
 import type { ToolProvider } from './mcp/tool-provider.ts';
@@ -166,6 +167,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
       consentTool({ tasks: deps.tasks }),
       memoryTools({ kg: deps.kg, projects: deps.projects, log: deps.log }),
       registryTools({ registry: deps.registry, tasks: deps.tasks, reservedNames: [CONSENT_TOOL, ...MEMORY_TOOLS] }),
+      agentTools({ agents: deps.agents, agentRuns: deps.agentRuns }),
       ...(deps.mcpToolProviders ?? []),
     ],
     tasks: deps.tasks,

@@ -240,6 +240,15 @@ export function createAgentRunService(deps: {
       return toView(await visible(userId, runId));
     },
 
+    /** The output of every step that succeeded, by step id: what a caller waiting for the run gets back. */
+    async outputs(userId: string, runId: string): Promise<Record<string, unknown>> {
+      const row = await visible(userId, runId);
+      const view = await toView(row);
+      const out: Record<string, unknown> = {};
+      for (const step of view.steps) if (step.status === 'succeeded') out[step.id] = await stepOutput(runId, step.id);
+      return out;
+    },
+
     async cancel(userId: string, runId: string): Promise<AgentRunView> {
       const row = await visible(userId, runId);
       await deps.projects.requireRole(userId, row.project_id, 'member');

@@ -144,4 +144,41 @@ describe('MCP endpoint: the project knowledge graph as memory tools', function (
     assert.equal(tasks.status, 200, tasks.text);
     assert.ok(JSON.stringify(tasks.body).includes('read_graph'), tasks.text);
   });
+
+  it('each agent is a tool agent__<name> with its input schema; a call runs it and answers with the outputs', async function () {
+    const saved = await stack.api('POST', `/v1/projects/${projectId}/agents`, {
+      token: alice,
+      body: {
+        name: 'greet',
+        inputSchema: { type: 'object', properties: { who: { type: 'string' } }, required: ['who'] },
+        steps: [
+          { id: 'shape', kind: 'value', arguments: { greeting: { $ref: 'input.who' } } },
+          { id: 'save', kind: 'kg.upsert', arguments: { entities: [{ name: { $ref: 'steps.shape.output.greeting' }, entityType: 'guest' }] } },
+        ],
+      },
+    });
+    assert.equal(saved.status, 201, saved.text);
+    const client = await connect(alice);
+    const tool = (await client.listTools()).tools.find((t) => t.name === 'agent__greet');
+    assert.ok(tool, 'agent listed');
+    assert.deepEqual((tool.inputSchema as any).required, ['who']);
+
+    const answer = await client.callTool({ name: 'agent__greet', arguments: { who: 'Grace' } });
+    assert.ok(!answer.isError, JSON.stringify(answer));
+    const structured = answer.structuredContent as any;
+    assert.equal(structured.status, 'succeeded');
+    assert.deepEqual(structured.outputs, { shape: { greeting: 'Grace' }, save: { entities: 1, relations: 0 } });
+    const run = await stack.api('GET', `/v1/agent-runs/${structured.runId}`, { token: alice });
+    assert.equal(run.body.status, 'succeeded');
+    const nodes = await stack.api('GET', `/v1/projects/${projectId}/kg/nodes?names=Grace`, { token: alice });
+    assert.deepEqual(nodes.body.entities, [{ name: 'Grace', entityType: 'guest', observations: [] }]);
+
+    // Input that does not fit the agent's schema starts no run.
+    const bad = await client.callTool({ name: 'agent__greet', arguments: { whom: 'x' } });
+    assert.equal(bad.isError, true);
+    assert.match((bad.content as any)[0].text, /input/i);
+    // Another project lists none of this project's agents.
+    const other = await connect(alice, otherProjectId);
+    assert.ok(!(await other.listTools()).tools.some((t) => t.name.startsWith('agent__')));
+  });
 });
