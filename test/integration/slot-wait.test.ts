@@ -56,7 +56,8 @@ describe('waiting for a dispatch slot holds no activity executor', function () {
   beforeEach(() => oracle.resetStats());
 
   it(`runs ${TASKS} tasks at most 5 at a time with ${EXECUTORS} activity executors; none fails, none waits for an executor`, async function () {
-    this.timeout(90_000);
+    // A liveness bound, not a speed target: on a loaded 2-core machine 200 tasks have taken over a minute.
+    this.timeout(300_000);
     const started = Date.now();
     const ids: string[] = [];
     for (let i = 0; i < TASKS; i += 25) {
@@ -71,7 +72,7 @@ describe('waiting for a dispatch slot holds no activity executor', function () {
     for (;;) {
       const open = await db.selectFrom('tasks').select((eb) => eb.fn.countAll<string>().as('n')).where('id', 'in', ids).where('status', 'not in', ['succeeded', 'failed', 'canceled']).executeTakeFirstOrThrow();
       if (Number(open.n) === 0) break;
-      assert.ok(Date.now() - started < 75_000, `${open.n} tasks still open after 75 s`);
+      assert.ok(Date.now() - started < 240_000, `${open.n} tasks still open after 240 s`);
       await sleep(250);
     }
     const elapsed = Date.now() - started;
