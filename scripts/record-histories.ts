@@ -1,5 +1,5 @@
 /**
- * Records one workflow history per path of the task workflow, as the replay test's fixtures
+ * Records one workflow history per path of the task workflow and of the agent run workflow, as the replay test's fixtures
  * (test/fixtures/histories/<scenario>.json; test/unit/workflow-replay.test.ts replays every one against the current
  * workflow code, so a change that would break running tasks fails the suite).
  *
@@ -52,20 +52,20 @@ const SCENARIOS: Record<string, (w: World) => Promise<string>> = {
   async light(w) {
     const id = await submit(w, { tool: 'echo', arguments: { text: 'hello' } });
     await expectStatus(w, id, 'succeeded');
-    return id;
+    return `task-${id}`;
   },
 
   async 'light-fresh'(w) {
     // Right after `light` probed the oracle: the plan marks it fresh and no probe activity runs.
     const id = await submit(w, { tool: 'echo', arguments: { text: 'again' } });
     await expectStatus(w, id, 'succeeded');
-    return id;
+    return `task-${id}`;
   },
 
   async 'heavy-space'(w) {
     const id = await submit(w, { tool: 'slow', arguments: { ms: 300, steps: 3 } });
     await expectStatus(w, id, 'succeeded');
-    return id;
+    return `task-${id}`;
   },
 
   async 'fallback-consent'(w) {
@@ -75,7 +75,7 @@ const SCENARIOS: Record<string, (w: World) => Promise<string>> = {
       await w.stack.waitForStatus(w.token, id, ['awaiting_consent']);
       await w.stack.api('POST', `/v1/tasks/${id}/consent`, { token: w.token, body: { grant: true } });
       await expectStatus(w, id, 'succeeded');
-      return id;
+      return `task-${id}`;
     } finally {
       w.space.mode = 'up';
     }
@@ -88,7 +88,7 @@ const SCENARIOS: Record<string, (w: World) => Promise<string>> = {
       await w.stack.waitForStatus(w.token, id, ['awaiting_consent']);
       await w.stack.api('POST', `/v1/tasks/${id}/consent`, { token: w.token, body: { grant: false } });
       await expectStatus(w, id, 'failed');
-      return id;
+      return `task-${id}`;
     } finally {
       w.space.mode = 'up';
     }
@@ -100,7 +100,7 @@ const SCENARIOS: Record<string, (w: World) => Promise<string>> = {
     await until('the call to start', () => w.space.inFlight() > 0);
     await w.stack.api('POST', `/v1/tasks/${id}/cancel`, { token: w.token });
     await expectStatus(w, id, 'canceled');
-    return id;
+    return `task-${id}`;
   },
 
   async 'large-result'(w) {
@@ -108,7 +108,7 @@ const SCENARIOS: Record<string, (w: World) => Promise<string>> = {
     await expectStatus(w, id, 'succeeded');
     const task = (await w.stack.api('GET', `/v1/tasks/${id}`, { token: w.token })).body;
     if (task.result?.storage === 'inline') throw new Error('the large result was stored inline, not staged');
-    return id;
+    return `task-${id}`;
   },
 
   async 'slot-wait'(w) {
@@ -118,9 +118,43 @@ const SCENARIOS: Record<string, (w: World) => Promise<string>> = {
     const id = await submit(w, { tool: 'echo', arguments: { text: 'waited' } });
     await expectStatus(w, id, 'succeeded');
     await expectStatus(w, holder, 'succeeded');
-    return id;
+    return `task-${id}`;
+  },
+
+  async 'agent-fan-out'(w) {
+    // A value step, a forEach fan-out of child task workflows, and a value step gathering them.
+    const id = await runAgent(w, 'fan-out', [
+      { id: 'list', kind: 'value', arguments: { items: ['a', 'b'] } },
+      { id: 'each', tool: 'echo', forEach: { $ref: 'steps.list.output.items' }, arguments: { text: { $ref: 'item' } } },
+      { id: 'gather', kind: 'value', arguments: { all: { $ref: 'steps.each.output' } } },
+    ]);
+    await expectRunStatus(w, id, 'succeeded');
+    return `agent-run-${id}`;
+  },
+
+  async 'agent-step-failed'(w) {
+    const id = await runAgent(w, 'failing', [
+      { id: 'boom', tool: 'fail', arguments: { message: 'recorded failure' } },
+      { id: 'after', tool: 'echo', dependsOn: ['boom'], arguments: { text: 'never' } },
+    ]);
+    await expectRunStatus(w, id, 'failed');
+    return `agent-run-${id}`;
   },
 };
+
+async function runAgent(w: World, name: string, steps: unknown[]): Promise<string> {
+  const def = await w.stack.api('POST', `/v1/projects/${w.projectId}/agents`, { token: w.token, body: { name, steps } });
+  if (def.status !== 201) throw new Error(`agent definition refused: ${def.text}`);
+  const run = await w.stack.api('POST', `/v1/projects/${w.projectId}/agents/${name}/runs`, { token: w.token, body: { input: {} } });
+  if (run.status !== 202) throw new Error(`run refused: ${run.text}`);
+  return run.body.id as string;
+}
+
+async function expectRunStatus(w: World, id: string, status: string): Promise<void> {
+  await w.stack.world.client.workflow.getHandle(`agent-run-${id}`).result().catch(() => undefined);
+  const run = (await w.stack.api('GET', `/v1/agent-runs/${id}`, { token: w.token })).body;
+  if (run.status !== status) throw new Error(`run ${id} ended ${run.status}, expected ${status}: ${JSON.stringify(run)}`);
+}
 
 async function expectStatus(w: World, id: string, status: string): Promise<void> {
   const task = await w.stack.waitForStatus(w.token, id, ['succeeded', 'failed', 'canceled'], 60_000);
@@ -158,8 +192,8 @@ async function main(): Promise<void> {
     await mkdir(OUT_DIR, { recursive: true });
     for (const [name, run] of Object.entries(SCENARIOS)) {
       if (wanted.length > 0 && !wanted.includes(name)) continue;
-      const id = await run(w);
-      const history = await stack.world.client.workflow.getHandle(`task-${id}`).fetchHistory();
+      const workflowId = await run(w);
+      const history = await stack.world.client.workflow.getHandle(workflowId).fetchHistory();
       await writeFile(path.join(OUT_DIR, `${name}.json`), `${historyJson(history)}\n`);
       process.stdout.write(`${name}: ${history.events?.length ?? 0} events\n`);
     }

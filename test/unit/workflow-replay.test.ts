@@ -10,9 +10,9 @@ import { installQuietRuntime } from '../support/quiet-runtime.ts';
 // Histories recorded from real runs of each workflow path (scripts/record-histories.ts), replayed against the current
 // workflow code: a change that would make running tasks non-deterministic fails here instead of in production.
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/histories');
-const EXPECTED = ['light', 'light-fresh', 'heavy-space', 'fallback-consent', 'consent-denied', 'canceled', 'large-result', 'slot-wait'];
+const EXPECTED = ['light', 'light-fresh', 'heavy-space', 'fallback-consent', 'consent-denied', 'canceled', 'large-result', 'slot-wait', 'agent-fan-out', 'agent-step-failed'];
 
-describe('task workflow replays its recorded histories', function () {
+describe('task and agent run workflows replay their recorded histories', function () {
   this.timeout(120_000);
 
   it('has a fixture for every path', function () {
