@@ -1,5 +1,5 @@
 import type { Db } from '../db/create-db.ts';
-import { spaceBindingTokenAad, userHfTokenAad, type SecretBox } from './sealed-secrets.ts';
+import { spaceBindingTokenAad, userGithubTokenAad, userHfTokenAad, type SecretBox } from './sealed-secrets.ts';
 import { lockSealedCells, writeSealedCell, type SealedCell } from './sealed-secrets-repository.ts';
 
 export interface RotationReport {
@@ -11,12 +11,16 @@ export interface RotationReport {
   unreadable: string[];
 }
 
-const aadOf = (cell: SealedCell) =>
-  cell.column === 'space_bindings.token_sealed' ? spaceBindingTokenAad(cell.projectId, cell.serverId) : userHfTokenAad(cell.userId);
+function aadOf(cell: SealedCell): string {
+  if (cell.column === 'space_bindings.token_sealed') return spaceBindingTokenAad(cell.projectId, cell.serverId);
+  return cell.column === 'users.hf_token_sealed' ? userHfTokenAad(cell.userId) : userGithubTokenAad(cell.userId);
+}
 
 /** Names a cell for an operator; never its value. */
-const labelOf = (cell: SealedCell) =>
-  cell.column === 'space_bindings.token_sealed' ? `space binding ${cell.projectId}/${cell.serverId}` : `user ${cell.userId} (Hugging Face token)`;
+function labelOf(cell: SealedCell): string {
+  if (cell.column === 'space_bindings.token_sealed') return `space binding ${cell.projectId}/${cell.serverId}`;
+  return `user ${cell.userId} (${cell.column === 'users.hf_token_sealed' ? 'Hugging Face' : 'GitHub'} token)`;
+}
 
 /**
  * Re-seals every sealed value under the box's current key, in one transaction. Values that cannot be opened are

@@ -7,7 +7,7 @@ import { InvalidRequestError } from '../../src/core/errors.ts';
 import { rotateSealedSecrets } from '../../src/core/key-rotation.ts';
 import { createProjectService } from '../../src/core/projects.ts';
 import { createRegistry } from '../../src/core/registry.ts';
-import { spaceBindingTokenAad, userHfTokenAad } from '../../src/core/sealed-secrets.ts';
+import { spaceBindingTokenAad, userGithubTokenAad, userHfTokenAad } from '../../src/core/sealed-secrets.ts';
 import { createSpaceBindings, SpaceBindingUnusableError } from '../../src/core/space-bindings.ts';
 import { ensureUser } from '../../src/core/users.ts';
 import { isLoopbackUrl } from '../../src/lib/loopback-host.ts';
@@ -108,14 +108,16 @@ describe('sealed secrets bound to their row, and key rotation', function () {
     await underA.bind(userId, projectId, 'alpha', { url: 'http://127.0.0.1:9/mcp', token: 'tok-alpha' });
     await underA.bind(userId, projectId, 'beta', { url: 'https://space.example/mcp', token: 'tok-beta' });
     await t.db.updateTable('users').set({ hf_token_sealed: sealV1(keyA, 'hf_user_token') }).where('id', '=', userId).execute();
+    const github = createSecretBox({ current: keyA }).seal('gho_user_token', userGithubTokenAad(userId));
+    await t.db.updateTable('users').set({ github_token_sealed: github }).where('id', '=', userId).execute();
     assert.deepEqual(networkCalls, []);
     assert.match((await sealedOf('alpha'))!, /^v2\./);
 
     const first = await runRotate({ DATABASE_URL: t.url, ENCRYPTION_KEY: keyB, ENCRYPTION_KEYS_PREVIOUS: `${generateKey()},${keyA}` });
     assert.equal(first.code, 0, first.stderr);
     const box = createSecretBox({ current: keyB });
-    assert.equal(first.stdout.trim(), `re-sealed 3 value(s) under key ${box.currentKeyId}; 0 already current`);
-    for (const secret of ['tok-alpha', 'tok-beta', 'hf_user_token', keyA, keyB]) assert.equal(`${first.stdout}${first.stderr}`.includes(secret), false);
+    assert.equal(first.stdout.trim(), `re-sealed 4 value(s) under key ${box.currentKeyId}; 0 already current`);
+    for (const secret of ['tok-alpha', 'tok-beta', 'hf_user_token', 'gho_user_token', keyA, keyB]) assert.equal(`${first.stdout}${first.stderr}`.includes(secret), false);
 
     const underB = bindingsWith(box);
     assert.equal((await underB.credentials(projectId, servers.alpha!))?.token, 'tok-alpha');
@@ -123,10 +125,12 @@ describe('sealed secrets bound to their row, and key rotation', function () {
     const user = await t.db.selectFrom('users').select('hf_token_sealed').where('id', '=', userId).executeTakeFirstOrThrow();
     assert.equal(box.open(user.hf_token_sealed!, userHfTokenAad(userId)), 'hf_user_token');
     assert.equal(box.isCurrent(user.hf_token_sealed!), true);
+    const gh = await t.db.selectFrom('users').select('github_token_sealed').where('id', '=', userId).executeTakeFirstOrThrow();
+    assert.equal(box.open(gh.github_token_sealed!, userGithubTokenAad(userId)), 'gho_user_token');
 
     const again = await runRotate({ DATABASE_URL: t.url, ENCRYPTION_KEY: keyB, ENCRYPTION_KEYS_PREVIOUS: keyA });
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(again.stdout.trim(), `re-sealed 0 value(s) under key ${box.currentKeyId}; 3 already current`);
+    assert.equal(again.stdout.trim(), `re-sealed 0 value(s) under key ${box.currentKeyId}; 4 already current`);
   });
 
   it('a sealed value copied into another row does not open there, and rotation reports it without touching it', async function () {
@@ -144,7 +148,7 @@ describe('sealed secrets bound to their row, and key rotation', function () {
     });
     const report = await rotateSealedSecrets(t.db, createSecretBox({ current: keyC, previous: [keyB] }));
     assert.deepEqual(report.unreadable, [`space binding ${projectId}/${servers.beta}`]);
-    assert.equal(report.resealed, 2);
+    assert.equal(report.resealed, 3, "alpha and the user's Hugging Face and GitHub tokens");
     assert.equal(await sealedOf('beta'), alphaSealed, 'an unreadable value is left as it was');
 
     const cli = await runRotate({ DATABASE_URL: t.url, ENCRYPTION_KEY: keyC });

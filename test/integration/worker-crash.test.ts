@@ -159,4 +159,54 @@ describe('worker killed mid-dispatch', function () {
       'a progress event reports the re-dispatch attempt',
     );
   });
+
+  it('an agent run goes on after its worker is killed mid-step: the step finishes once, the next step gets its output', async function () {
+    const alive = (w: WorkerProcess) => w.child.exitCode === null && w.child.signalCode === null;
+    const worker = workers.find(alive) ?? (await startWorkerProcess());
+    const define = await stack.api('POST', `/v1/projects/${projectId}/agents`, {
+      token,
+      body: {
+        name: 'survivor',
+        steps: [
+          { id: 'wait', tool: 'slow', arguments: { ms: 4000, steps: 4 } },
+          { id: 'after', tool: 'echo', arguments: { text: { $ref: 'steps.wait.output' } } },
+        ],
+      },
+    });
+    assert.equal(define.status, 201, define.text);
+    oracle.resetStats();
+    const started = await stack.api('POST', `/v1/projects/${projectId}/agents/survivor/runs`, { token, body: { input: {} } });
+    assert.equal(started.status, 202, started.text);
+    const runId: string = started.body.id;
+
+    await until('the first step to be running on the MCP server', () => oracle.inFlight() === 1, 30_000);
+    worker.child.kill('SIGKILL');
+    assert.equal((await worker.exited).signal, 'SIGKILL');
+    const mid = await stack.api('GET', `/v1/agent-runs/${runId}`, { token });
+    assert.equal(mid.body.status, 'running', 'the run is not terminal while its worker is gone');
+
+    await startWorkerProcess();
+    let run: any;
+    await until(
+      'the run to end',
+      async () => {
+        run = (await stack.api('GET', `/v1/agent-runs/${runId}`, { token })).body;
+        return ['succeeded', 'failed', 'canceled'].includes(run.status);
+      },
+      90_000,
+      250,
+    );
+    assert.equal(run.status, 'succeeded', JSON.stringify(run));
+    const byId = Object.fromEntries(run.steps.map((s: any) => [s.id, s]));
+    assert.equal(byId.wait.status, 'succeeded');
+    assert.equal(byId.after.status, 'succeeded');
+    assert.ok(oracle.callCount('slow') >= 2, `the killed step was dispatched again (calls: ${oracle.callCount('slow')})`);
+    const db = stack.world.db;
+    const waitResults = await db.selectFrom('results').select('task_id').where('task_id', '=', byId.wait.taskId).execute();
+    assert.equal(waitResults.length, 1, 'the killed step stored exactly one result');
+    const after = await stack.api('GET', `/v1/tasks/${byId.after.taskId}`, { token });
+    assert.match(after.body.result.content[0].text, /^done after \d+ ms$/, 'the next step got the first step\'s output');
+    const steps = await db.selectFrom('agent_run_steps').select(['step_id', 'task_id']).where('run_id', '=', runId).where('task_id', 'is not', null).execute();
+    assert.deepEqual(steps.map((s) => s.step_id).sort(), ['after', 'wait'], 'one task per step, none started twice');
+  });
 });
