@@ -29,6 +29,7 @@ import { createProjectService } from './core/projects.ts';
 import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
 import { createSpaceBindings, SpaceBindingUnusableError, tokenTransportAllowed } from './core/space-bindings.ts';
+import { providerToken } from './core/identities.ts';
 import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
 import { createTaskReconciler } from './core/task-reconciler.ts';
@@ -134,6 +135,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     },
     checkTarget: outbound.checkUrl,
     recordAudit,
+    hubTokenOf: (userId) => providerToken(db, secrets, userId, 'huggingface'),
     listTools: async ({ url, token }) => {
       if (token && !tokenTransportAllowed(url, allowsPlainHttp)) throw new Error('a Space token is only sent over https');
       return listTools(

@@ -94,6 +94,8 @@ export function createSpaceBindings(deps: {
   checkTarget: CheckTarget;
   /** The trail of bindings made and removed. */
   recordAudit?: RecordAudit;
+  /** The caller's own Hub token from signing in with Hugging Face, if they did. */
+  hubTokenOf?: (userId: string) => Promise<string | undefined>;
 }) {
   const { db } = deps;
 
@@ -134,13 +136,17 @@ export function createSpaceBindings(deps: {
       // Before any request: a token bound for a plain-http URL is refused without contacting anyone.
       if (input.token && input.url && !tokenTransportAllowed(input.url, deps.allowsPlainHttp)) throw insecureTransport(input.url);
       if (input.url) await deps.checkTarget(input.url);
+      // Bound by id alone and no token pasted: the caller's Hub token from sign-in, if any. Only then, so it goes
+      // nowhere but the Hub and the host the Hub names for that Space, never to a URL the caller typed.
+      const signInToken = input.spaceId && !input.url && input.token === undefined ? await deps.hubTokenOf?.(userId) : undefined;
+      const token = input.token ?? signInToken;
       const resolved = input.spaceId
-        ? await resolve(input.spaceId, input.url, input.token, s.tools.map((t) => t.name))
+        ? await resolve(input.spaceId, input.url, token, s.tools.map((t) => t.name))
         : { url: input.url!, toolMap: null, missing: null, stage: undefined };
       const values = {
         space_id: input.spaceId ?? null,
         url: resolved.url,
-        token_sealed: input.token ? deps.secrets.seal(input.token, spaceBindingTokenAad(projectId, s.id)) : null,
+        token_sealed: token ? deps.secrets.seal(token, spaceBindingTokenAad(projectId, s.id)) : null,
         tool_map: resolved.toolMap ? JSON.stringify(resolved.toolMap) : null,
         missing_tools: resolved.missing,
       };
@@ -153,7 +159,7 @@ export function createSpaceBindings(deps: {
           .executeTakeFirstOrThrow();
         // Whether a token was given, never the token.
         await deps.recordAudit?.(
-          { action: 'space.bind', projectId, target: { type: 'mcp_server', id: s.id }, detail: { server: s.name, spaceId: written.space_id, url: written.url, withToken: input.token !== undefined } },
+          { action: 'space.bind', projectId, target: { type: 'mcp_server', id: s.id }, detail: { server: s.name, spaceId: written.space_id, url: written.url, withToken: token !== undefined, ...(signInToken ? { tokenFrom: 'sign-in' } : {}) } },
           trx,
         );
         return written;

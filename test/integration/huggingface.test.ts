@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { userHfTokenAad } from '../../src/core/sealed-secrets.ts';
+import { createSecretBox } from '../../src/lib/secret-box.ts';
 import { startLocalHub, type LocalHub } from '../support/local-hub/index.ts';
 import { largeText, startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { readEvents } from '../support/sse-client.ts';
@@ -64,6 +66,35 @@ describe('Hugging Face: Spaces that sleep, datasets that hold large results', fu
     const missing = await stack.api('PUT', `/v1/projects/${id}/spaces/scanner`, { token, body: { spaceId: 'bob/nope', token: SPACE_TOKEN } });
     assert.equal(missing.status, 422);
     assert.equal(missing.body.code, 'SpaceNotFound');
+  });
+
+  it('binds a private Space by id with the Hub token from sign-in when none is pasted, and only then', async function () {
+    await hub.spaces.add('bob/signed', { stage: 'RUNNING', private: true, token: SPACE_TOKEN });
+    const id = (await stack.api('POST', '/v1/projects', { token, body: { name: 'signed-in' } })).body.id;
+    // Without a Hub token the private Space cannot be read.
+    const before = await stack.api('PUT', `/v1/projects/${id}/spaces/scanner`, { token, body: { spaceId: 'bob/signed' } });
+    assert.equal(before.status, 422, before.text);
+    assert.equal(before.body.code, 'SpaceNotFound');
+
+    // What signing in with Hugging Face stores (the sign-in tests cover that flow): the token, sealed to the user's row.
+    const bobId = (await stack.world.db.selectFrom('users').select('id').where('login', '=', 'bob').executeTakeFirstOrThrow()).id;
+    const sealed = createSecretBox({ current: stack.config.encryptionKey }).seal(SPACE_TOKEN, userHfTokenAad(bobId));
+    await stack.world.db.updateTable('users').set({ hf_token_sealed: sealed }).where('id', '=', bobId).execute();
+
+    const bind = await stack.api('PUT', `/v1/projects/${id}/spaces/scanner`, { token, body: { spaceId: 'bob/signed' } });
+    assert.equal(bind.status, 200, bind.text);
+    assert.equal(bind.body.hasToken, true);
+    assert.equal(bind.body.toolMap.echo, 'signed_echo', 'the private Space was read with the token');
+    assert.equal(bind.text.includes(SPACE_TOKEN), false);
+    const audit = await stack.world.db.selectFrom('audit_log').select('detail').where('action', '=', 'space.bind').where('project_id', '=', id).orderBy('id', 'desc').executeTakeFirstOrThrow();
+    assert.equal((audit.detail as { tokenFrom?: string }).tokenFrom, 'sign-in');
+
+    // A URL the caller typed never gets the sign-in token.
+    const space = await hub.spaces.add('bob/other', { stage: 'RUNNING', private: true, token: SPACE_TOKEN });
+    const byUrl = await stack.api('PUT', `/v1/projects/${id}/spaces/scanner`, { token, body: { url: space.mcpUrl } });
+    assert.equal(byUrl.status, 200, byUrl.text);
+    assert.equal(byUrl.body.hasToken, false);
+    await stack.world.db.updateTable('users').set({ hf_token_sealed: null }).where('id', '=', bobId).execute();
   });
 
   it('wakes a sleeping Space, runs the heavy task there, and the events show it', async function () {

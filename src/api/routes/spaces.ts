@@ -43,7 +43,7 @@ export const spaceOperations: ApiOperation[] = [
   { method: 'get', path: '/v1/projects/{id}/spaces', operationId: 'listSpaceBindings', summary: "A project's Spaces, one per server", tags: ['spaces'], auth: 'bearer', params: listParams, responses: { 200: { description: 'the bindings', schema: itemsOf(spaceBindingSchema) } }, problems: [404] },
   {
     method: 'put', path: '/v1/projects/{id}/spaces/{mcp}', operationId: 'bindSpace', summary: "Bind the project's own Hugging Face Space for a server (admin)",
-    description: 'Heavy tasks for this server then run on the Space. The token is stored sealed and never returned.', tags: ['spaces'], auth: 'bearer', params: bindingParams,
+    description: 'Heavy tasks for this server then run on the Space. The token is stored sealed and never returned. Bound by `spaceId` alone with no token, the caller\'s Hub token from signing in with Hugging Face is used, if they did.', tags: ['spaces'], auth: 'bearer', params: bindingParams,
     body: bindBody, example: { spaceId: 'alice/semgrep-space', token: 'hf_xxxxxxxx' }, responses: { 200: { description: 'the binding', schema: spaceBindingSchema } }, problems: [403, 404, 422, 502],
   },
   { method: 'delete', path: '/v1/projects/{id}/spaces/{mcp}', operationId: 'unbindSpace', summary: "Forget the project's Space for a server (admin)", tags: ['spaces'], auth: 'bearer', params: bindingParams, responses: { 204: { description: 'unbound' } }, problems: [403, 404] },
