@@ -136,6 +136,8 @@ describe('createMetrics', () => {
       'orchestrator_events_published_total',
       'orchestrator_http_request_duration_seconds',
       'orchestrator_rate_limit_rejections_total',
+      'orchestrator_slot_attempts_total',
+      'orchestrator_sse_streams_open',
       'orchestrator_tasks_reconciled_total',
       'orchestrator_tasks_total',
     ]);
