@@ -112,3 +112,42 @@ export function parseLastEventId(value: string | string[] | undefined): number |
   }
   return id;
 }
+
+/** An event of a stored, ordered log (task or run events), as both streams send it. */
+export interface LoggedEvent {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+/**
+ * The shape task and run streams share: hold one of the user's stream slots (renewed by the heartbeat), send a
+ * `snapshot` (no id, so it never moves the client's Last-Event-ID), then each logged event after `after` with
+ * `id:` = its seq, until `follow` returns (the terminal event) or the client goes away.
+ */
+export async function streamLoggedEvents(
+  ctx: Koa.Context,
+  opts: {
+    slot: { renew(): Promise<void>; release(): Promise<void> };
+    heartbeatMs: number;
+    snapshot: unknown;
+    follow: (onEvent: (e: LoggedEvent) => Promise<void>, signal: AbortSignal) => Promise<void>;
+  },
+): Promise<void> {
+  const { slot } = opts;
+  const stream = openEventStream(ctx, { heartbeatMs: opts.heartbeatMs, onHeartbeat: () => void slot.renew() });
+  const stop = new AbortController();
+  void stream.closed.then(() => {
+    stop.abort();
+    void slot.release();
+  });
+  stream.send({ event: 'snapshot', data: opts.snapshot });
+  try {
+    await opts.follow(async (e) => {
+      if (!stream.send({ id: e.seq, event: e.type, data: { ...e.data, seq: e.seq, at: e.createdAt } })) await stream.waitForDrain();
+    }, stop.signal);
+  } finally {
+    stream.close();
+  }
+}

@@ -4,7 +4,7 @@ import type { AgentRunService } from '../../core/agent-runs.ts';
 import { LimitExceededError, type StreamSlot } from '../../core/limits.ts';
 import type { ApiOperation } from '../api-operation.ts';
 import type { AppState } from '../authenticate.ts';
-import { openEventStream, parseLastEventId } from '../sse.ts';
+import { parseLastEventId, streamLoggedEvents } from '../sse.ts';
 
 /**
  * SSE for a run, shaped like a task's stream: a `snapshot` (the run, no id), then each logged `status` and `step`
@@ -19,26 +19,12 @@ export function agentRunEventRoutes(deps: { agentRuns: AgentRunService; heartbea
     const slot = await deps.openStream(ctx.state.user.id);
     if (!slot.decision.allowed) throw new LimitExceededError(slot.decision);
 
-    const stream = openEventStream(ctx, { heartbeatMs: deps.heartbeatMs, onHeartbeat: () => void slot.renew() });
-    const stop = new AbortController();
-    void stream.closed.then(() => {
-      stop.abort();
-      void slot.release();
+    await streamLoggedEvents(ctx, {
+      slot,
+      heartbeatMs: deps.heartbeatMs,
+      snapshot: run,
+      follow: (onEvent, signal) => deps.agentRuns.followEvents(run.id, after, onEvent, signal, deps.pollMs),
     });
-    stream.send({ event: 'snapshot', data: run });
-    try {
-      await deps.agentRuns.followEvents(
-        run.id,
-        after,
-        async (e) => {
-          if (!stream.send({ id: e.seq, event: e.type, data: { ...e.data, seq: e.seq, at: e.createdAt } })) await stream.waitForDrain();
-        },
-        stop.signal,
-        deps.pollMs,
-      );
-    } finally {
-      stream.close();
-    }
   });
 
   return router;

@@ -5,7 +5,7 @@ import type { TaskEventFeed } from '../../core/task-event-feed.ts';
 import type { TaskService } from '../../core/tasks.ts';
 import type { ApiOperation } from '../api-operation.ts';
 import type { AppState } from '../authenticate.ts';
-import { openEventStream, parseLastEventId } from '../sse.ts';
+import { parseLastEventId, streamLoggedEvents } from '../sse.ts';
 
 /**
  * SSE: a `snapshot` of the task first (no id, so it never moves the client's Last-Event-ID), then every logged
@@ -22,25 +22,12 @@ export function taskEventRoutes(deps: { tasks: TaskService; feed: TaskEventFeed;
     const slot = await deps.openStream(ctx.state.user.id);
     if (!slot.decision.allowed) throw new LimitExceededError(slot.decision);
 
-    const stream = openEventStream(ctx, { heartbeatMs: deps.heartbeatMs, onHeartbeat: () => void slot.renew() });
-    const stop = new AbortController();
-    void stream.closed.then(() => {
-      stop.abort();
-      void slot.release();
+    await streamLoggedEvents(ctx, {
+      slot,
+      heartbeatMs: deps.heartbeatMs,
+      snapshot: task,
+      follow: (onEvent, signal) => deps.feed.follow(task.id, after, onEvent, signal),
     });
-    stream.send({ event: 'snapshot', data: task });
-    try {
-      await deps.feed.follow(
-        task.id,
-        after,
-        async (e) => {
-          if (!stream.send({ id: e.seq, event: e.type, data: { ...e.data, seq: e.seq, at: e.createdAt } })) await stream.waitForDrain();
-        },
-        stop.signal,
-      );
-    } finally {
-      stream.close();
-    }
   });
 
   return router;
