@@ -1,5 +1,5 @@
 import type { CallerScopes, RecordAudit } from './caller-scope.ts';
-import type { Redis } from 'ioredis';
+import type { KeyValueCache } from './key-value-cache.ts';
 import type { Db } from '../db/create-db.ts';
 import type { McpTransport } from './task-model.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
@@ -120,7 +120,8 @@ export type CheckTarget = (url: string) => Promise<void>;
 
 export function createRegistry(deps: {
   db: Db;
-  redis: Redis;
+  /** Caches tool lookups; a version counter in it invalidates them all at once. */
+  cache: KeyValueCache;
   discover: DiscoverTools;
   checkTarget: CheckTarget;
   /** Whose private servers a project may route to: its members. */
@@ -136,14 +137,14 @@ export function createRegistry(deps: {
 }) {
   const recordAudit: RecordAudit = deps.recordAudit ?? (async () => {});
   const requireWriter = () => deps.scopes?.requireUnboundKey('change the registry');
-  const { db, redis } = deps;
+  const { db, cache } = deps;
   const prefix = deps.keyPrefix ?? '';
   const versionKey = `${prefix}registry:version`;
   const ttl = deps.cacheTtlSeconds ?? 300;
 
   // Every change bumps the version, so every cached lookup of the old version is dead at once.
   const invalidate = async () => {
-    await redis.incr(versionKey);
+    await cache.incr(versionKey);
   };
 
   async function discoverOrDeclared(settings: { oracleUrl: string | null; transport: McpTransport; tools?: DiscoveredTool[] }) {
@@ -222,14 +223,14 @@ export function createRegistry(deps: {
     return { ...toServer(row), tools: tools.map(toTool) };
   }
 
-  /** Every enabled server offering the tool, whoever may use it; cached in Redis until the registry next changes. */
+  /** Every enabled server offering the tool, whoever may use it; cached (Redis, or this process's memory) until the registry next changes. */
   async function allOfferings(tool: string): Promise<Offering[]> {
-    const version = (await redis.get(versionKey)) ?? '0';
+    const version = (await cache.get(versionKey)) ?? '0';
     const key = `${prefix}registry:v${version}:tool:${tool}`;
-    const cached = await redis.get(key);
+    const cached = await cache.get(key);
     if (cached) return JSON.parse(cached) as Offering[];
     const found = (await repo.findOfferings(db, tool)).map((o) => ({ server: toServer(o.server), tool: toTool(o.tool) }));
-    await redis.set(key, JSON.stringify(found), 'EX', ttl);
+    await cache.set(key, JSON.stringify(found), ttl);
     return found;
   }
 
