@@ -1,8 +1,6 @@
-import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { Redis } from 'ioredis';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { createActivities } from '../activities/index.ts';
 import type { Config } from './config.ts';
@@ -30,6 +28,7 @@ import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
 import { createSpaceBindings, SpaceBindingUnusableError, tokenTransportAllowed } from './core/space-bindings.ts';
 import { providerToken } from './core/identities.ts';
+import { createActingAs } from './core/acting-as.ts';
 import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
 import { createTaskReconciler } from './core/task-reconciler.ts';
@@ -49,6 +48,7 @@ import { createMetrics, registerActiveTaskGauge } from './lib/metrics.ts';
 import { isLoopbackUrl } from './lib/loopback-host.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { createTemporalTaskRunner } from './temporal/task-runner.ts';
+import { createStores } from './stores.ts';
 import type { McpServer } from './core/registry.ts';
 
 const ACTIVE_STATUSES = TASK_STATUSES.filter((s) => !TERMINAL_STATUSES.includes(s));
@@ -62,20 +62,11 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const metrics = createMetrics(opts.metricsRegistry);
   const db = createDb(config.databaseUrl, { onConnectionError: (err) => log.warn({ err: err.message }, 'postgres connection lost; reconnecting on next use') });
   registerActiveTaskGauge(opts.metricsRegistry, () => countActiveTasksByStatus(db), ACTIVE_STATUSES);
-  const redis = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
-  const subscriber = redis.duplicate();
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  subscriber.on('error', (err) => log.warn({ err: err.message }, 'redis subscriber error'));
-  // Limits get a connection that fails fast when Redis is away (no offline queue, a command timeout): they then let
-  // requests through instead of holding them.
-  const limitsRedis = redis.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
-  limitsRedis.on('error', (err) => log.warn({ err: err.message }, 'redis limits connection error'));
-  // Without an offline queue, a request arriving before the connection is up would pass unlimited: wait for it, briefly.
-  const limitsReady = once(limitsRedis, 'ready', { signal: AbortSignal.timeout(5000) }).catch(() =>
-    log.warn('redis limits connection not ready; limits let requests through until it is'),
-  );
+  // Redis when REDIS_URL is set; without it, this process's memory (one process only: see src/stores.ts).
+  const stores = createStores(config, log);
+  const storesReady = stores.ready();
   const connection = await Connection.connect({ address: config.temporal.address });
-  await limitsReady;
+  await storesReady;
   const client = new Client({ connection, namespace: config.temporal.namespace });
 
   const prefix = config.redisPrefix;
@@ -108,11 +99,12 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   const outbound = createOutboundGuard({ allowlist: config.outbound.allowlist });
   const registry = createRegistry({
     db,
-    redis,
+    cache: stores.cache,
     keyPrefix: prefix,
     projectMembers: (projectId) => projects.memberIds(projectId),
     scopes,
     recordAudit,
+    allowsPlainHttp,
     checkTarget: outbound.checkUrl,
     discover: (endpoint) =>
       listTools({ ...endpoint, fetch: outbound.fetch }, { timeoutMs: config.task.probeTimeoutMs * 2 }).catch((err: unknown) => {
@@ -144,8 +136,8 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       );
     },
   });
-  const health = createHealthStore({ redis, keyPrefix: prefix });
-  const slots = createConcurrencySlots({ redis, maxGlobal: config.limits.maxConcurrentJobs, leaseMs: Math.max(config.task.heartbeatTimeoutMs * 2, 10_000), keyPrefix: prefix });
+  const health = createHealthStore({ cache: stores.cache, keyPrefix: prefix });
+  const slots = createConcurrencySlots({ store: stores.slots, maxGlobal: config.limits.maxConcurrentJobs, leaseMs: Math.max(config.task.heartbeatTimeoutMs * 2, 10_000) });
   const blobs = createBlobStore(config.results.store, {
     baseDir: opts.baseDir ?? process.cwd(),
     hfEndpoint: config.huggingFace.endpoint,
@@ -153,7 +145,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   });
   const results = createResultService({
     db,
-    redis,
+    cache: stores.resultCache,
     blobs,
     inlineMaxBytes: config.results.inlineMaxBytes,
     keyPrefix: prefix,
@@ -164,7 +156,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
   });
   const events = createTaskEvents({
     db,
-    publisher: redis,
+    publisher: stores.publisher,
     channelPrefix: prefix,
     onPublished: (type) => metrics.eventsPublished.inc({ type }),
     onPublishError: (err, e) => {
@@ -172,7 +164,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       log.warn({ err: (err as Error).message, taskId: e.taskId, seq: e.seq }, 'event publish failed; followers will catch up from the log');
     },
   });
-  const feed = createTaskEventFeed({ events, subscriber, channelPrefix: prefix });
+  const feed = createTaskEventFeed({ events, subscriber: stores.subscriber, channelPrefix: prefix });
   const runnerPolicy = {
     consentTimeoutMs: config.task.consentTimeoutMs,
     retryInitialMs: config.task.retryInitialMs,
@@ -187,7 +179,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     policy: runnerPolicy,
   });
   const limits = createLimits({
-    redis: limitsRedis,
+    store: stores.limits,
     keyPrefix: prefix,
     // Three missed heartbeats and the slot of a stream whose API died is free again.
     settings: { ...config.rateLimits, streamLeaseMs: Math.max(config.sseHeartbeatMs * 3, 5000) },
@@ -236,7 +228,11 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
    */
   async function checkServerHealth(server: McpServer, space?: { projectId: string }): Promise<Record<string, unknown>> {
     const oracle = server.oracleUrl
-      ? await probeEndpoint({ url: server.oracleUrl, transport: server.transport, fetch: outbound.fetch }, { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs })
+      ? await probeEndpoint(
+          { url: server.oracleUrl, transport: server.transport, fetch: outbound.fetch },
+          // Without a user's token: a server acting as the user that asks for one (401/403) is up.
+          { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs, authRequired: server.actsAs !== null },
+        )
       : null;
     if (oracle) await health.record(server.id, 'oracle', oracle);
     if (!space) return { oracle };
@@ -280,6 +276,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       tasks,
       registry,
       bindings,
+      actingAs: createActingAs({ db, secrets, allowsPlainHttp }),
       health,
       slots,
       results,
@@ -306,9 +303,10 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     metrics,
     metricsRegistry: opts.metricsRegistry,
     db,
-    redis,
-    subscriber,
-    limitsRedis,
+    /** How state outside Postgres is kept: 'redis' (shared) or 'in process' (this process alone). */
+    storesMode: stores.mode,
+    redis: stores.redis,
+    limitsRedis: stores.limitsRedis,
     limits,
     connection,
     client,
@@ -338,9 +336,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       postgres: async () => {
         await db.selectNoFrom((eb) => eb.val(1).as('one')).execute();
       },
-      redis: async () => {
-        await redis.ping();
-      },
+      redis: stores.check,
       temporal: async () => {
         await connection.workflowService.getSystemInfo({});
       },
@@ -350,9 +346,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       await sessions?.close();
       await feed.close();
       await connection.close();
-      subscriber.disconnect();
-      limitsRedis.disconnect();
-      redis.disconnect();
+      stores.close();
       await db.destroy();
       await outbound.close();
     },

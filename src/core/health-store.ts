@@ -1,7 +1,8 @@
-import type { Redis } from 'ioredis';
+import type { KeyValueCache } from './key-value-cache.ts';
 import type { HealthSignal } from './routing.ts';
 
-// Last probe result per server and target kind: what routing scores by. Kept in Redis so every worker shares it.
+// Last probe result per server and target kind: what routing scores by. Kept in Redis so every worker shares it
+// (in this process's memory when it runs alone).
 
 interface Stored {
   healthy: boolean;
@@ -9,7 +10,7 @@ interface Stored {
   at: number;
 }
 
-export function createHealthStore(deps: { redis: Redis; keyPrefix?: string; ttlSeconds?: number; now?: () => number }) {
+export function createHealthStore(deps: { cache: KeyValueCache; keyPrefix?: string; ttlSeconds?: number; now?: () => number }) {
   const prefix = deps.keyPrefix ?? '';
   const ttl = deps.ttlSeconds ?? 600;
   const now = deps.now ?? Date.now;
@@ -18,10 +19,10 @@ export function createHealthStore(deps: { redis: Redis; keyPrefix?: string; ttlS
   return {
     async record(serverId: string, kind: 'oracle' | 'space', result: { healthy: boolean; latencyMs?: number }, scope?: string) {
       const value: Stored = { healthy: result.healthy, latencyMs: result.latencyMs, at: now() };
-      await deps.redis.set(key(serverId, kind, scope), JSON.stringify(value), 'EX', ttl);
+      await deps.cache.set(key(serverId, kind, scope), JSON.stringify(value), ttl);
     },
     async read(serverId: string, kind: 'oracle' | 'space', scope?: string): Promise<HealthSignal | undefined> {
-      const raw = await deps.redis.get(key(serverId, kind, scope));
+      const raw = await deps.cache.get(key(serverId, kind, scope));
       if (!raw) return undefined;
       const s = JSON.parse(raw) as Stored;
       return { healthy: s.healthy, latencyMs: s.latencyMs, ageMs: now() - s.at };

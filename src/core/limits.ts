@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import { DomainError } from './errors.ts';
+import type { LimitStore } from './limit-store.ts';
 
 // Per-tenant limits, so one user, project or address cannot exhaust the platform. Rates are fixed windows counted in
-// Redis (shared by every API replica); concurrency of event streams is a set of leases in Redis; active tasks are
+// the limit store (Redis, shared by every API replica, or memory in a lone process); concurrency of event streams is a
+// set of leases in the same store; active tasks are
 // counted in Postgres by the task service. Every check returns a decision; the API turns a refusal into a 429.
 
 export const LIMIT_NAMES = ['requests', 'submissions', 'anonymous', 'active_tasks', 'streams'] as const;
@@ -55,28 +56,6 @@ const CONCURRENCY_RETRY_AFTER_S = 5;
 /** Bounds the memory of blocked addresses under a flood from many of them. */
 const MAX_REMEMBERED_IPS = 10_000;
 
-// Stream leases: one sorted set per user, members are stream ids scored by expiry (ms, Redis server clock, so API
-// clocks may disagree). Expired members are dropped first, so a crashed API stops holding slots leaseMs after its
-// last renewal. KEYS[1] = the user's set; ARGV = stream id, lease ms, max.
-const OPEN_STREAM = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local leaseMs, max = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= max then return 0 end
-redis.call('ZADD', KEYS[1], now + leaseMs, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], leaseMs * 2)
-return 1
-`;
-const RENEW_STREAM = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local leaseMs = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], 'XX', now + leaseMs, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], leaseMs * 2)
-return 1
-`;
-
 export interface LimitSettings {
   enabled: boolean;
   windowSeconds: number;
@@ -95,18 +74,15 @@ export interface StreamSlot {
   release(): Promise<void>;
 }
 
-/**
- * `redis` should be a connection of its own that fails fast (no offline queue, a command timeout): a limiter that
- * cannot reach Redis lets the request through (fail open) rather than hold it or answer 500.
- */
+/** A limit whose store cannot answer lets the request through (fail open) rather than hold it or answer 500. */
 export function createLimits(deps: {
-  redis: Redis;
+  store: LimitStore;
   keyPrefix: string;
   settings: LimitSettings;
   onRejected?: (limit: LimitName) => void;
   onStoreError?: (limit: LimitName, err: unknown) => void;
 }) {
-  const { redis, settings } = deps;
+  const { store, settings } = deps;
   const prefix = `${deps.keyPrefix}limits`;
   const policies = {
     requests: { name: 'requests', quota: settings.requestsPerUser, windowSeconds: settings.windowSeconds },
@@ -116,8 +92,7 @@ export function createLimits(deps: {
     streams: { name: 'streams', quota: settings.streamsPerUser },
   } satisfies Record<LimitName, LimitPolicy>;
 
-  const limiter = (p: LimitPolicy) =>
-    new RateLimiterRedis({ storeClient: redis, keyPrefix: `${prefix}:${p.name}`, points: p.quota, duration: p.windowSeconds!, rejectIfRedisNotReady: true });
+  const limiter = (p: LimitPolicy) => store.rateLimiter({ keyPrefix: `${prefix}:${p.name}`, points: p.quota, durationSeconds: p.windowSeconds! });
   const limiters = { requests: limiter(policies.requests), submissions: limiter(policies.submissions), anonymous: limiter(policies.anonymous) };
 
   const refuse = (policy: LimitPolicy, retryAfterSeconds: number): LimitDecision => {
@@ -155,12 +130,6 @@ export function createLimits(deps: {
     }
   }
 
-  redis.defineCommand('orchOpenStream', { numberOfKeys: 1, lua: OPEN_STREAM });
-  redis.defineCommand('orchRenewStream', { numberOfKeys: 1, lua: RENEW_STREAM });
-  const scripts = redis as unknown as {
-    orchOpenStream(key: string, id: string, leaseMs: number, max: number): Promise<number>;
-    orchRenewStream(key: string, id: string, leaseMs: number): Promise<number>;
-  };
   const noSlot = async () => undefined;
 
   return {
@@ -171,7 +140,7 @@ export function createLimits(deps: {
     submission: (userId: string, count = 1) => consume('submissions', userId, count),
     /** Requests per address that reach no authenticated route, or fail authentication. */
     anonymous: (ip: string) => consume('anonymous', ip),
-    /** A refusal when the address is over the anonymous limit (as this process last saw it); no Redis call. */
+    /** A refusal when the address is over the anonymous limit (as this process last saw it); no store call. */
     anonymousBlocked(ip: string): LimitDecision | undefined {
       const until = blockedIps.get(ip);
       if (until === undefined) return undefined;
@@ -201,7 +170,7 @@ export function createLimits(deps: {
       const id = randomUUID();
       let held: boolean;
       try {
-        held = (await scripts.orchOpenStream(key, id, settings.streamLeaseMs, policy.quota)) === 1;
+        held = await store.openStream(key, id, settings.streamLeaseMs, policy.quota);
       } catch (err) {
         deps.onStoreError?.('streams', err);
         return { decision: allowAll(policy), renew: noSlot, release: noSlot };
@@ -210,10 +179,10 @@ export function createLimits(deps: {
       return {
         decision: { allowed: true, policy },
         renew: async () => {
-          await scripts.orchRenewStream(key, id, settings.streamLeaseMs).catch((err: unknown) => deps.onStoreError?.('streams', err));
+          await store.renewStream(key, id, settings.streamLeaseMs).catch((err: unknown) => deps.onStoreError?.('streams', err));
         },
         release: async () => {
-          await redis.zrem(key, id).catch((err: unknown) => deps.onStoreError?.('streams', err));
+          await store.releaseStream(key, id).catch((err: unknown) => deps.onStoreError?.('streams', err));
         },
       };
     },

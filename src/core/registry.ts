@@ -1,11 +1,13 @@
 import type { CallerScopes, RecordAudit } from './caller-scope.ts';
-import type { Redis } from 'ioredis';
+import type { KeyValueCache } from './key-value-cache.ts';
 import type { Db } from '../db/create-db.ts';
 import type { McpTransport } from './task-model.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { ForbiddenError, isUuid } from './projects.ts';
 import * as repo from './registry-repository.ts';
 import { inspectJson } from '../lib/json-shape.ts';
+import type { ActsAs } from './task-model.ts';
+import { tokenTransportAllowed } from './space-bindings.ts';
 
 export interface McpTool {
   name: string;
@@ -31,6 +33,8 @@ export interface McpServer {
   enabled: boolean;
   /** private: only its owner's projects route to it; public: every project may (set by a platform admin). */
   visibility: Visibility;
+  /** The provider whose token, from the submitting user's sign-in, goes with each call to the oracle; null: none. */
+  actsAs: ActsAs | null;
   ownerId: string | null;
   createdAt: string;
   updatedAt: string;
@@ -65,6 +69,7 @@ export interface ServerSettings {
   maxConcurrency?: number | null;
   enabled?: boolean;
   visibility?: Visibility;
+  actsAs?: ActsAs | null;
   heavyTools?: string[];
   capabilities?: Record<string, string[]>;
   toolTimeouts?: Record<string, number>;
@@ -92,6 +97,7 @@ function toServer(r: repo.ServerRow): McpServer {
     maxConcurrency: r.max_concurrency,
     enabled: r.enabled,
     visibility: r.visibility,
+    actsAs: r.acts_as,
     ownerId: r.created_by,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
@@ -114,7 +120,8 @@ export type CheckTarget = (url: string) => Promise<void>;
 
 export function createRegistry(deps: {
   db: Db;
-  redis: Redis;
+  /** Caches tool lookups; a version counter in it invalidates them all at once. */
+  cache: KeyValueCache;
   discover: DiscoverTools;
   checkTarget: CheckTarget;
   /** Whose private servers a project may route to: its members. */
@@ -125,17 +132,19 @@ export function createRegistry(deps: {
   scopes?: CallerScopes;
   /** The trail of registrations, updates, refreshes and deletions. */
   recordAudit?: RecordAudit;
+  /** Hosts a user's token may reach over plain http (loopback during development); https everywhere else. */
+  allowsPlainHttp?: (url: URL) => boolean;
 }) {
   const recordAudit: RecordAudit = deps.recordAudit ?? (async () => {});
   const requireWriter = () => deps.scopes?.requireUnboundKey('change the registry');
-  const { db, redis } = deps;
+  const { db, cache } = deps;
   const prefix = deps.keyPrefix ?? '';
   const versionKey = `${prefix}registry:version`;
   const ttl = deps.cacheTtlSeconds ?? 300;
 
   // Every change bumps the version, so every cached lookup of the old version is dead at once.
   const invalidate = async () => {
-    await redis.incr(versionKey);
+    await cache.incr(versionKey);
   };
 
   async function discoverOrDeclared(settings: { oracleUrl: string | null; transport: McpTransport; tools?: DiscoveredTool[] }) {
@@ -194,6 +203,15 @@ export function createRegistry(deps: {
     return row;
   }
 
+  /** A server acting as the user needs an oracle reached over https: that is the only place the user's token goes. */
+  function checkActsAs(actsAs: ActsAs | null, oracleUrl: string | null): void {
+    if (!actsAs) return;
+    if (!oracleUrl) throw new InvalidRequestError('ActsAsNeedsOracle', 'a server that acts as the user needs an oracleUrl: the user\'s token goes only there');
+    if (!tokenTransportAllowed(oracleUrl, deps.allowsPlainHttp ?? (() => false))) {
+      throw new InvalidRequestError('InsecureTokenTransport', "a user's token is only sent over https: give an https oracleUrl", { url: oracleUrl });
+    }
+  }
+
   function checkVisibility(actor: Actor, visibility: Visibility | undefined, current: Visibility): void {
     if (visibility === 'public' && current !== 'public' && !actor.isAdmin) {
       throw new ForbiddenError('only a platform admin may make a server public');
@@ -205,14 +223,14 @@ export function createRegistry(deps: {
     return { ...toServer(row), tools: tools.map(toTool) };
   }
 
-  /** Every enabled server offering the tool, whoever may use it; cached in Redis until the registry next changes. */
+  /** Every enabled server offering the tool, whoever may use it; cached (Redis, or this process's memory) until the registry next changes. */
   async function allOfferings(tool: string): Promise<Offering[]> {
-    const version = (await redis.get(versionKey)) ?? '0';
+    const version = (await cache.get(versionKey)) ?? '0';
     const key = `${prefix}registry:v${version}:tool:${tool}`;
-    const cached = await redis.get(key);
+    const cached = await cache.get(key);
     if (cached) return JSON.parse(cached) as Offering[];
     const found = (await repo.findOfferings(db, tool)).map((o) => ({ server: toServer(o.server), tool: toTool(o.tool) }));
-    await redis.set(key, JSON.stringify(found), 'EX', ttl);
+    await cache.set(key, JSON.stringify(found), ttl);
     return found;
   }
 
@@ -221,6 +239,7 @@ export function createRegistry(deps: {
       requireWriter();
       const transport = input.transport ?? 'auto';
       checkVisibility(actor, input.visibility, 'private');
+      checkActsAs(input.actsAs ?? null, input.oracleUrl ?? null);
       if (input.oracleUrl) await deps.checkTarget(input.oracleUrl);
       if (await repo.findServer(db, input.name, false)) {
         throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
@@ -244,11 +263,12 @@ export function createRegistry(deps: {
             max_concurrency: input.maxConcurrency ?? null,
             enabled: input.enabled ?? true,
             visibility: input.visibility ?? 'private',
+            acts_as: input.actsAs ?? null,
             created_by: actor.userId,
           });
           await repo.replaceTools(trx, inserted.id, tools);
           await recordAudit(
-            { action: 'registry.create', target: { type: 'mcp_server', id: inserted.id }, detail: { name: input.name, visibility: inserted.visibility, oracleUrl: inserted.oracle_url, tools: tools.map((t) => t.name) } },
+            { action: 'registry.create', target: { type: 'mcp_server', id: inserted.id }, detail: { name: input.name, visibility: inserted.visibility, oracleUrl: inserted.oracle_url, actsAs: inserted.acts_as, tools: tools.map((t) => t.name) } },
             trx,
           );
           return inserted;
@@ -265,6 +285,7 @@ export function createRegistry(deps: {
       requireWriter();
       const row = await findManaged(actor, idOrName);
       checkVisibility(actor, patch.visibility, row.visibility);
+      checkActsAs(patch.actsAs !== undefined ? patch.actsAs : row.acts_as, patch.oracleUrl !== undefined ? patch.oracleUrl : row.oracle_url);
       if (patch.oracleUrl) await deps.checkTarget(patch.oracleUrl);
       const current = await withTools(row);
       const endpointChanged =
@@ -290,6 +311,7 @@ export function createRegistry(deps: {
           ...(patch.maxConcurrency !== undefined && { max_concurrency: patch.maxConcurrency }),
           ...(patch.enabled !== undefined && { enabled: patch.enabled }),
           ...(patch.visibility !== undefined && { visibility: patch.visibility }),
+          ...(patch.actsAs !== undefined && { acts_as: patch.actsAs }),
         });
         await repo.replaceTools(trx, row.id, tools);
         // The changed settings only, never a token (servers hold none; Space tokens live in their bindings).

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
 import type { ResultRef } from './task-model.ts';
 import { bestEffort } from '../lib/best-effort.ts';
 import { BlobNotFoundError, type BlobStore } from './blob-store.ts';
 import { DomainError } from './errors.ts';
+import type { ResultCache } from './result-cache.ts';
 
 /** A pointer result whose bytes are no longer in the blob store. */
 export class ResultGoneError extends DomainError {
@@ -121,18 +121,19 @@ export function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** What the Redis cache of results was doing when it failed. */
+/** What the cache of results was doing when it failed. */
 export type ResultCacheOp = 'read' | 'write' | 'invalidate';
 
 /**
- * Results live in Postgres (inline) or the blob store (pointers); Redis only caches inline ones. Every cache step is
+ * Results live in Postgres (inline) or the blob store (pointers); the cache (Redis, or this process's memory) only
+ * holds inline ones. Every cache step is
  * best effort: with Redis away, results are stored, published and read from Postgres as if the cache were empty.
  * A stale entry cannot outlive a failed invalidation in practice: entries are written only once a task succeeded,
  * and a succeeded task's result never changes.
  */
 export function createResultService(deps: {
   db: Db;
-  redis: Redis;
+  cache: ResultCache;
   blobs: BlobStore;
   inlineMaxBytes: number;
   cacheTtlSeconds?: number;
@@ -141,7 +142,7 @@ export function createResultService(deps: {
   cacheTimeoutMs?: number;
   onCacheError?: (op: ResultCacheOp, err: unknown, taskId: string) => void;
 }) {
-  const { db, redis, blobs, inlineMaxBytes } = deps;
+  const { db, blobs, inlineMaxBytes } = deps;
   const ttl = deps.cacheTtlSeconds ?? 3600;
   const prefix = deps.keyPrefix ?? '';
   const cacheKey = (taskId: string) => `${prefix}result:${taskId}`;
@@ -150,33 +151,16 @@ export function createResultService(deps: {
     bestEffort(`result cache ${op}`, step, { timeoutMs: cacheTimeoutMs, onError: (err) => deps.onCacheError?.(op, err, taskId) });
 
   async function readCache(taskId: string): Promise<(StoredResult & { content: Buffer }) | undefined> {
-    const h = await cache('read', taskId, () => redis.hgetallBuffer(cacheKey(taskId)));
-    if (!h?.content || !h.sha256 || !h.size || !h.media_type) return undefined;
-    return {
-      content: h.content,
-      location: null,
-      size: Number(h.size.toString()),
-      sha256: h.sha256.toString(),
-      mediaType: h.media_type.toString(),
-    };
+    const hit = await cache('read', taskId, () => deps.cache.read(cacheKey(taskId)));
+    return hit && { ...hit, location: null };
   }
 
   async function writeCache(taskId: string, r: StoredResult & { content: Buffer }): Promise<void> {
-    const key = cacheKey(taskId);
-    await cache('write', taskId, async () => {
-      const replies = await redis
-        .multi()
-        .del(key)
-        .hset(key, { content: r.content, size: String(r.size), sha256: r.sha256, media_type: r.mediaType })
-        .expire(key, ttl)
-        .exec();
-      const failed = replies?.find(([err]) => err);
-      if (failed) throw failed[0];
-    });
+    await cache('write', taskId, () => deps.cache.write(cacheKey(taskId), { content: r.content, size: r.size, sha256: r.sha256, mediaType: r.mediaType }, ttl));
   }
 
   async function invalidate(taskId: string): Promise<void> {
-    await cache('invalidate', taskId, () => redis.del(cacheKey(taskId)));
+    await cache('invalidate', taskId, () => deps.cache.remove(cacheKey(taskId)));
   }
 
   /** Inline results come from the cache when they can; the row fills it on a miss. Pointers are never cached. */
@@ -209,7 +193,7 @@ export function createResultService(deps: {
 
     /**
      * Makes a saved output available (idempotent): a staged one moves to the blob store, an inline one goes into the
-     * Redis cache. Returns the stored result's reference.
+     * cache. Returns the stored result's reference.
      */
     async publish(taskId: string): Promise<ResultRef | undefined> {
       const staged = await findStaged(db, taskId);

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { TaskStatus } from './task-model.ts';
 import { bestEffort } from '../lib/best-effort.ts';
+import type { MessageSubscriber } from './pub-sub.ts';
 import { taskEventChannel, type TaskEvent, type TaskEvents } from './task-events.ts';
 
 const TERMINAL: readonly TaskStatus[] = ['succeeded', 'failed', 'canceled'];
@@ -25,8 +25,8 @@ interface ChannelEntry {
 
 export function createTaskEventFeed(deps: {
   events: TaskEvents;
-  /** A dedicated connection: it enters subscriber mode. The caller owns it and quits it. */
-  subscriber: Redis;
+  /** A dedicated Redis connection (it enters subscriber mode), or an in-process subscriber. The caller owns it and closes it. */
+  subscriber: MessageSubscriber;
   channelPrefix?: string;
   isTerminal?: (e: TaskEvent) => boolean;
   /** Redis pub/sub is at-most-once (a reconnect or failed publish drops messages), so followers also poll. */

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { Db } from '../db/create-db.ts';
 import { bestEffort } from '../lib/best-effort.ts';
 import { NotFoundError } from './errors.ts';
+import type { MessagePublisher } from './pub-sub.ts';
 
 /** One entry of a task's ordered log: what SSE replays (`id:` is `seq`) and what audits read. */
 export interface TaskEvent {
@@ -73,7 +73,8 @@ async function selectEventSeq(db: Db, taskId: string): Promise<number | undefine
 
 export function createTaskEvents(deps: {
   db: Db;
-  publisher: Redis;
+  /** Redis, or the in-process bus when one process does everything. */
+  publisher: MessagePublisher;
   channelPrefix?: string;
   onPublished?: (type: string) => void;
   /** Publishing is best effort (followers also poll); this hears about failures so they can be logged and counted. */

@@ -6,6 +6,7 @@ import { PROJECT_ROOT } from '../../src/compose.ts';
 import { InvalidRequestError } from '../../src/core/errors.ts';
 import { rotateSealedSecrets } from '../../src/core/key-rotation.ts';
 import { createProjectService } from '../../src/core/projects.ts';
+import { redisKeyValueCache } from '../../src/core/key-value-cache.ts';
 import { createRegistry } from '../../src/core/registry.ts';
 import { spaceBindingTokenAad, userGithubTokenAad, userHfTokenAad } from '../../src/core/sealed-secrets.ts';
 import { createSpaceBindings, SpaceBindingUnusableError } from '../../src/core/space-bindings.ts';
@@ -62,7 +63,7 @@ describe('sealed secrets bound to their row, and key rotation', function () {
       projects,
       registry: createRegistry({
         db: t.db,
-        redis,
+        cache: redisKeyValueCache(redis),
         keyPrefix: `keys-${randomBytes(4).toString('hex')}:`,
         discover: async () => [],
         checkTarget: async () => undefined,

@@ -27,7 +27,7 @@ async function rejections(stack: Stack, limit: string, headers: Record<string, s
 }
 
 async function redisKeys(stack: Stack, pattern: string): Promise<string[]> {
-  return stack.world.redis.keys(`${stack.config.redisPrefix}${pattern}`);
+  return stack.world.redis!.keys(`${stack.config.redisPrefix}${pattern}`);
 }
 
 /** Opens an event stream and keeps it open until `close()`; resolves once the status is known. */
@@ -236,7 +236,7 @@ describe('limits: unauthenticated requests per address', function () {
   });
 
   it('lets requests through when Redis is unreachable, with a warning', async function () {
-    stack.world.limitsRedis.disconnect();
+    stack.world.limitsRedis!.disconnect();
     for (let i = 0; i < 5; i++) {
       const r = await stack.api('GET', '/healthz', { headers: from('203.0.113.9') });
       assert.equal(r.status, 200, `fails open: ${r.text}`);

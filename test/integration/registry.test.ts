@@ -47,7 +47,7 @@ describe('registry', function () {
     const projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'caps' } })).body.id;
     const before = await stack.world.registry.offerings('whoami', projectId);
     assert.deepEqual(before.map((o) => o.server.name).sort(), ['modern', 'old']);
-    const keys = await stack.world.redis.keys(`${stack.config.redisPrefix}registry:v*:tool:whoami`);
+    const keys = await stack.world.redis!.keys(`${stack.config.redisPrefix}registry:v*:tool:whoami`);
     assert.equal(keys.length, 1, 'the lookup was cached');
 
     const patched = await stack.api('PATCH', '/v1/mcps/old', { token, body: { enabled: false } });

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { BlobNotFoundError } from '../../src/core/blob-store.ts';
+import { redisResultCache } from '../../src/core/result-cache.ts';
 import { createResultService, ResultGoneError } from '../../src/core/results.ts';
 import { createBlobStore } from '../../src/integrations/blob-store-factory.ts';
 import { createFileBlobStore } from '../../src/integrations/file-blob-store.ts';
@@ -34,7 +35,7 @@ describe('result service', () => {
     t = await createTestDb('results');
     redis = new Redis(REDIS_TEST_URL);
     dir = await mkdtemp(path.join(os.tmpdir(), 'orch-blobs-'));
-    results = createResultService({ db: t.db, redis, blobs: createFileBlobStore(dir), inlineMaxBytes: INLINE_MAX, keyPrefix: prefix, cacheTtlSeconds: 60 });
+    results = createResultService({ db: t.db, cache: redisResultCache(redis), blobs: createFileBlobStore(dir), inlineMaxBytes: INLINE_MAX, keyPrefix: prefix, cacheTtlSeconds: 60 });
   });
 
   after(async () => {

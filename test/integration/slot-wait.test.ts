@@ -113,7 +113,7 @@ describe('waiting for a dispatch slot holds no activity executor', function () {
     }
     await sleep(300);
     // Where the leases live (see concurrency-slots.ts): as if Redis lost them, or they expired unrenewed.
-    const deleted = await stack.world.redis.del(`${stack.config.redisPrefix}{slots}:global`);
+    const deleted = await stack.world.redis!.del(`${stack.config.redisPrefix}{slots}:global`);
     assert.equal(deleted, 1);
     const lostAt = Date.now();
     while (oracle.callCount('slow') < 2) {

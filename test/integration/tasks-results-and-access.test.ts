@@ -65,7 +65,7 @@ describe('results, idempotency, event replay and project isolation', function ()
     const res = await stack.api('GET', `/v1/tasks/${r.body.id}/result`, { token: alice });
     assert.equal(res.status, 200);
     assert.equal(res.body.content[0].text, largeText(1000));
-    const cached = await stack.world.redis.hgetall(`${stack.config.redisPrefix}result:${r.body.id}`);
+    const cached = await stack.world.redis!.hgetall(`${stack.config.redisPrefix}result:${r.body.id}`);
     assert.ok(Object.keys(cached).length > 0, 'the inline result is cached in Redis');
   });
 

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { ApiOperation } from '../api-operation.ts';
 import { Problem } from '../problem.ts';
 
-export type ReadinessCheck = () => Promise<void>;
+/** Throws when the dependency is unreachable; 'in process' when it is built into this process (nothing to reach). */
+export type ReadinessCheck = () => Promise<void | 'in process'>;
+const CHECK_STATES = ['up', 'down', 'in process'] as const;
 
 /** Liveness, readiness (which dependency is down) and Prometheus metrics. */
 export function healthRoutes(deps: { checks: Record<string, ReadinessCheck>; metricsRegistry: Registry; timeoutMs?: number }) {
@@ -19,8 +21,8 @@ export function healthRoutes(deps: { checks: Record<string, ReadinessCheck>; met
     const entries = await Promise.all(
       Object.entries(deps.checks).map(async ([name, check]) => {
         try {
-          await Promise.race([check(), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), timeoutMs).unref())]);
-          return [name, 'up'] as const;
+          const state = await Promise.race([check(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), timeoutMs).unref())]);
+          return [name, state ?? 'up'] as const;
         } catch {
           return [name, 'down'] as const;
         }
@@ -43,8 +45,8 @@ export function healthRoutes(deps: { checks: Record<string, ReadinessCheck>; met
 export const healthOperations: ApiOperation[] = [
   { method: 'get', path: '/healthz', operationId: 'liveness', summary: 'The process answers', tags: ['health'], auth: 'none', responses: { 200: { description: 'alive', schema: z.object({ status: z.literal('ok') }) } } },
   {
-    method: 'get', path: '/readyz', operationId: 'readiness', summary: 'Every dependency answers (Postgres, Redis, Temporal)', tags: ['health'], auth: 'none',
-    responses: { 200: { description: 'ready', schema: z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.enum(['up', 'down'])) }) } }, problems: [503],
+    method: 'get', path: '/readyz', operationId: 'readiness', summary: 'Every dependency answers (Postgres, Redis, Temporal); Redis may be "in process" (one process, no REDIS_URL)', tags: ['health'], auth: 'none',
+    responses: { 200: { description: 'ready', schema: z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.enum(CHECK_STATES)) }) } }, problems: [503],
   },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics', tags: ['health'], auth: 'none', responses: { 200: { description: 'metrics in the Prometheus text format', contentType: 'text/plain', schema: z.string() } } },
 ];
