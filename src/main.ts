@@ -9,7 +9,7 @@ import { Registry as MetricsRegistry } from 'prom-client';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
-import { ConfigError, loadConfig, loadLogSettings, temporalCliDownload, type Config } from './config.ts';
+import { ConfigError, loadConfig, loadLogSettings, requireSharedRedis, temporalCliDownload, type Config } from './config.ts';
 import { createConfiguredTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
@@ -218,6 +218,7 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
         `  API              ${apiUrl}   (health: ${apiUrl}/readyz, metrics: ${apiUrl}/metrics)`,
         `  Temporal         ${temporal.address}   namespace "${config.temporal.namespace}", task queue "${config.temporal.taskQueue}"`,
         `  Temporal Web UI  ${temporal.uiUrl ?? '(headless)'}`,
+        `  Redis            ${config.redisUrl ? redisAddress(config.redisUrl) : 'in process: caches, slots, limits and live events in this process only (set REDIS_URL to share them)'}`,
         `  data folder      ${dataDir}`,
         `  MCP targets      public addresses${loopbackAllowed ? ` and loopback ${DEV_LOOPBACK} (dev only; NODE_ENV=production turns it off)` : ''}, plus OUTBOUND_ALLOWLIST`,
         `  get a token      npm run -s orchestrator -- token --login alice`,
@@ -248,6 +249,12 @@ async function rotateKeys(config: Config): Promise<void> {
   } finally {
     await db.destroy();
   }
+}
+
+/** Host and port only: a Redis URL may carry a password. */
+function redisAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}`;
 }
 
 function splitAddress(address: string): [string, number] {
@@ -311,6 +318,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'api': {
       const config = loadConfig(env);
+      requireSharedRedis(config, 'orchestrator api');
       await prepareNamespace(config);
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
       const api = await startApi(world);
@@ -324,6 +332,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'worker': {
       const config = loadConfig(env);
+      requireSharedRedis(config, 'orchestrator worker');
       await prepareNamespace(config);
       installTemporalRuntime(log, 'WARN');
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
