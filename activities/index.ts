@@ -9,7 +9,9 @@ import { planRoute as planRouteRules, type RouteCandidate } from '../src/core/ro
 import { SpaceBindingUnusableError, type SpaceBindings } from '../src/core/space-bindings.ts';
 import type { TaskEvents } from '../src/core/task-events.ts';
 import type { TaskService } from '../src/core/tasks.ts';
-import { loadArguments } from '../src/core/tasks-repository.ts';
+import { loadArguments, loadSubmitter } from '../src/core/tasks-repository.ts';
+import { ProviderTokenMissingError, ProviderTokenRefusedError, ProviderTokenTransportError, type ActingAs } from '../src/core/acting-as.ts';
+import { NotFoundError } from '../src/core/errors.ts';
 import type { Db } from '../src/db/create-db.ts';
 import { callTool } from '../src/integrations/mcp/call-tool.ts';
 import type { McpEndpoint } from '../src/integrations/mcp/connect.ts';
@@ -35,6 +37,8 @@ export interface ActivityDeps {
   tasks: TaskService;
   registry: Registry;
   bindings: SpaceBindings;
+  /** The submitting user's provider token for servers that act as the user. */
+  actingAs: ActingAs;
   health: HealthStore;
   slots: ConcurrencySlots;
   results: ResultService;
@@ -134,6 +138,26 @@ export function createActivities(deps: ActivityDeps) {
     return name;
   }
 
+  /**
+   * What a call to an oracle acting as the user carries: the submitter's own token, looked up now from the server's
+   * current registry row (so a server that stopped acting as the user gets nothing). Never logged, never returned.
+   */
+  async function userHeaders(taskId: string, target: RouteTarget): Promise<Record<string, string>> {
+    if (target.kind !== 'oracle' || !target.actsAs) return {};
+    try {
+      const submitter = await loadSubmitter(deps.db, taskId);
+      if (!submitter) throw ApplicationFailure.nonRetryable(`task ${taskId} was not found`, 'TaskNotFound');
+      const server = await deps.registry.getById(target.serverId);
+      return await deps.actingAs.headersFor(submitter, server, target.url);
+    } catch (err) {
+      if (err instanceof ProviderTokenMissingError || err instanceof ProviderTokenRefusedError) {
+        throw ApplicationFailure.create({ message: err.message, type: err.code, nonRetryable: true, details: [{ provider: err.provider }] });
+      }
+      if (err instanceof ProviderTokenTransportError || err instanceof NotFoundError) throw ApplicationFailure.nonRetryable(err.message, 'TargetRejected');
+      throw err;
+    }
+  }
+
   const healthScope = (projectId: string, target: RouteTarget) => (target.kind === 'space' ? projectId : undefined);
 
   return {
@@ -174,11 +198,13 @@ export function createActivities(deps: ActivityDeps) {
       }
       const { endpoint, space } = await endpointFor(input.projectId, input.target);
       await readySpace(input.taskId, input.projectId, input.target, space);
+      // A probe is not a user's call: it never carries a user's token, so a server acting as the user may refuse it.
       const result = await probeEndpoint(endpoint, {
         healthPath: input.target.healthPath,
         timeoutMs: settings.probeTimeoutMs,
         signal: ctx.cancellationSignal,
         sessions: deps.sessions,
+        authRequired: input.target.kind === 'oracle' && input.target.actsAs !== undefined,
       });
       await deps.health.record(input.target.serverId, input.target.kind, result, healthScope(input.projectId, input.target));
       if (!result.healthy) {
@@ -207,7 +233,10 @@ export function createActivities(deps: ActivityDeps) {
       const log = deps.log.child({ taskId, requestId: input.requestId, server: target.serverName, kind: target.kind, attempt: ctx.info.attempt });
       const args = await loadArguments(deps.db, taskId);
       if (!args) throw ApplicationFailure.nonRetryable(`task ${taskId} has no stored arguments`, 'TaskNotFound');
-      const { endpoint, toolMap } = await endpointFor(input.projectId, target);
+      const { endpoint: bare, toolMap } = await endpointFor(input.projectId, target);
+      // Before the slot: a user who never linked the provider fails here, without taking anyone's place.
+      const asUser = await userHeaders(taskId, target);
+      const endpoint: McpEndpoint = Object.keys(asUser).length > 0 ? { ...bare, headers: { ...bare.headers, ...asUser } } : bare;
       const scope = { serverId: target.serverId, serverMax: target.maxConcurrency };
 
       // Progress events are appended one after another so their order is the order the server sent them.

@@ -91,8 +91,15 @@ export async function kgRow(ctx: RowContext, opts: { entities: number }): Promis
       const order = round % 2 === 0 ? ([ours, reference] as const) : ([reference, ours] as const);
       for (const client of order) for (const q of queries) (client === ours ? oursMs : refMs).push(await timed(() => search(client, q)));
     }
+    // The same calls in this process, straight to the service: Postgres plus row mapping, without MCP or HTTP.
+    const serviceSearchMs: number[] = [];
+    let answerBytes = 0;
+    for (let round = 0; round < Math.max(1, ctx.rounds); round++) {
+      for (const q of queries) serviceSearchMs.push(await timed(async () => (answerBytes = JSON.stringify(await kg.searchNodes(ctx.projectId, q)).length)));
+    }
     const headers = { Authorization: `Bearer ${ctx.token}` };
     const neighbourMs: number[] = [];
+    const serviceNeighbourMs: number[] = [];
     for (let i = 0; i < 100; i++) {
       const name = `entity-${(i * 37) % graph.entities.length}`;
       neighbourMs.push(
@@ -102,6 +109,7 @@ export async function kgRow(ctx: RowContext, opts: { entities: number }): Promis
           await res.arrayBuffer();
         }),
       );
+      serviceNeighbourMs.push(await timed(() => kg.neighbours(ctx.projectId, name, { depth: 2 })));
     }
     const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
     const p50 = (xs: number[]) => percentile(sorted(xs), 50);
@@ -113,7 +121,9 @@ export async function kgRow(ctx: RowContext, opts: { entities: number }): Promis
       `${'search_nodes ours'.padEnd(28)}${fmt(p50(oursMs)).padStart(10)}${fmt(p95(oursMs)).padStart(10)}`,
       `${'search_nodes reference'.padEnd(28)}${fmt(p50(refMs)).padStart(10)}${fmt(p95(refMs)).padStart(10)}`,
       `${'ratio ours/reference'.padEnd(28)}${fmt(p50(oursMs) / p50(refMs), 2).padStart(10)}${fmt(p95(oursMs) / p95(refMs), 2).padStart(10)}`,
+      `${'  of which service (SQL)'.padEnd(28)}${fmt(p50(serviceSearchMs)).padStart(10)}${fmt(p95(serviceSearchMs)).padStart(10)}   (in-process call, no MCP/HTTP; answer ≈${Math.round(answerBytes / 1024)} KiB of JSON)`,
       `${'neighbours depth 2 (REST)'.padEnd(28)}${fmt(p50(neighbourMs)).padStart(10)}${fmt(p95(neighbourMs)).padStart(10)}`,
+      `${'  of which service (SQL)'.padEnd(28)}${fmt(p50(serviceNeighbourMs)).padStart(10)}${fmt(p95(serviceNeighbourMs)).padStart(10)}`,
       '',
     ];
   } finally {

@@ -28,6 +28,7 @@ import { createRegistry } from './core/registry.ts';
 import { createResultService } from './core/results.ts';
 import { createSpaceBindings, SpaceBindingUnusableError, tokenTransportAllowed } from './core/space-bindings.ts';
 import { providerToken } from './core/identities.ts';
+import { createActingAs } from './core/acting-as.ts';
 import { createTaskEventFeed } from './core/task-event-feed.ts';
 import { createTaskEvents } from './core/task-events.ts';
 import { createTaskReconciler } from './core/task-reconciler.ts';
@@ -103,6 +104,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     projectMembers: (projectId) => projects.memberIds(projectId),
     scopes,
     recordAudit,
+    allowsPlainHttp,
     checkTarget: outbound.checkUrl,
     discover: (endpoint) =>
       listTools({ ...endpoint, fetch: outbound.fetch }, { timeoutMs: config.task.probeTimeoutMs * 2 }).catch((err: unknown) => {
@@ -226,7 +228,11 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
    */
   async function checkServerHealth(server: McpServer, space?: { projectId: string }): Promise<Record<string, unknown>> {
     const oracle = server.oracleUrl
-      ? await probeEndpoint({ url: server.oracleUrl, transport: server.transport, fetch: outbound.fetch }, { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs })
+      ? await probeEndpoint(
+          { url: server.oracleUrl, transport: server.transport, fetch: outbound.fetch },
+          // Without a user's token: a server acting as the user that asks for one (401/403) is up.
+          { healthPath: server.healthPath ?? undefined, timeoutMs: config.task.probeTimeoutMs, authRequired: server.actsAs !== null },
+        )
       : null;
     if (oracle) await health.record(server.id, 'oracle', oracle);
     if (!space) return { oracle };
@@ -270,6 +276,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
       tasks,
       registry,
       bindings,
+      actingAs: createActingAs({ db, secrets, allowsPlainHttp }),
       health,
       slots,
       results,

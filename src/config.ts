@@ -53,7 +53,8 @@ function isJson(raw: string): boolean {
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/orchestrator'),
+  /** Unset: `dev` runs an embedded Postgres in DATA_DIR/postgres; every other server command needs a URL. */
+  DATABASE_URL: z.string().url().optional(),
   // Unset: caches, slots, limits and the live event feed live in the one process (`dev` only; see requireSharedRedis).
   REDIS_URL: z.string().url().optional(),
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
@@ -267,6 +268,14 @@ export function temporalCliDownload(
   return enabled ? { baseUrl: e.TEMPORAL_CLI_DOWNLOAD_URL } : undefined;
 }
 
+const DATABASE_URL_MISSING =
+  'DATABASE_URL: not set. api, worker, migrate and keys need a Postgres URL (postgres://USER@HOST:PORT/DB); only dev runs an embedded Postgres without one';
+
+/** Whether DATABASE_URL is given; when it is not, `dev` (and `token`, `admin` beside it) use the embedded Postgres. */
+export function databaseUrlGiven(env: Record<string, string | undefined>): boolean {
+  return withoutEmpty(env).DATABASE_URL !== undefined;
+}
+
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = schema.safeParse(withoutEmpty(env));
   if (!parsed.success) {
@@ -281,6 +290,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if ((e[id] === undefined) !== (e[secret] === undefined)) pairs.push(`${e[id] === undefined ? id : secret}: set both ${id} and ${secret}, or neither`);
   }
   if (pairs.length > 0) throw new ConfigError(pairs);
+  if (e.DATABASE_URL === undefined) throw new ConfigError([DATABASE_URL_MISSING]);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,

@@ -83,3 +83,6 @@ export const SLOT_LOST = 'SlotLost';
 
 /** Error types the dispatch and probe activities raise; the workflow and retry policies key on them. */
 export const NON_RETRYABLE_DISPATCH_ERRORS = ['ToolNotFound', 'InvalidArguments', 'ToolError', 'TargetRejected', 'TaskNotFound', 'ResultTooLarge', SLOT_LOST];
+
+/** The submitter's provider token is missing or may not go to that server: the user can fix it, a retry cannot. */
+export const PROVIDER_TOKEN_ERRORS = ['ProviderTokenMissing', 'ProviderTokenRefused'];

@@ -17,6 +17,7 @@ import {
   consentSignal,
   decideConsentUpdate,
   NON_RETRYABLE_DISPATCH_ERRORS,
+  PROVIDER_TOKEN_ERRORS,
   searchAttributes,
   SLOT_LOST,
   stateQuery,
@@ -174,6 +175,9 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
       return await fail({ code: 'NoRoute', message: plan.note ?? `no enabled server offers the tool "${input.tool}"` });
     }
 
+    // Failures that only the user can fix (link a provider account): when they are all that happened, the task fails
+    // with their own code, so a client can tell the user what to do instead of showing a summary.
+    const userFixable: TaskError[] = [];
     for (const [index, target] of plan.targets.entries()) {
       let waitedForConsent = false;
       state.target = { kind: target.kind, server: target.serverName };
@@ -219,9 +223,10 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         ref = await dispatchUnderSlot(target);
       } catch (err) {
         if (isCancellation(err)) throw err;
-        const { reason, type, tries } = describeFailure(err);
+        const { reason, type, tries, provider } = describeFailure(err);
         record(target, 'failed', reason, tries);
         if (type === 'TaskNotFound') return await fail({ code: 'TaskNotFound', message: reason });
+        if (type !== undefined && PROVIDER_TOKEN_ERRORS.includes(type)) userFixable.push({ code: type, message: reason, ...(provider ? { provider } : {}) });
         continue;
       } finally {
         // Freed before the result is published, so a finished task never still holds a slot. Also after a cancel
@@ -247,6 +252,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
       upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: 'succeeded' }]);
       return state;
     }
+    if (userFixable.length > 0 && userFixable.length === state.attempts.length) return await fail(userFixable[0]!);
     return await fail({ code: 'AllTargetsFailed', message: summarize(state) });
   } catch (err) {
     if (!isCancellation(err)) throw err;
@@ -279,11 +285,15 @@ async function probeTarget(
 }
 
 /** The failure's message and type; `tries` only when it is known exactly (every attempt was spent). */
-function describeFailure(err: unknown): { reason: string; type?: string; tries?: number } {
+function describeFailure(err: unknown): { reason: string; type?: string; tries?: number; provider?: string } {
   const exhausted = err instanceof ActivityFailure && err.retryState === 'MAXIMUM_ATTEMPTS_REACHED';
   const tries = exhausted ? MAX_ATTEMPTS : undefined;
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return { reason: cause.message, type: cause.type ?? undefined, tries };
+  if (cause instanceof ApplicationFailure) {
+    const detail = cause.details?.[0] as { provider?: unknown } | undefined;
+    const provider = typeof detail?.provider === 'string' ? detail.provider : undefined;
+    return { reason: cause.message, type: cause.type ?? undefined, tries, ...(provider ? { provider } : {}) };
+  }
   if (cause instanceof Error) return { reason: cause.message, tries };
   return { reason: String(cause), tries };
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PROJECT_ROLES } from '../core/roles.ts';
-import { TASK_STATUSES } from '../core/task-model.ts';
+import { ACTS_AS_PROVIDERS, TASK_STATUSES } from '../core/task-model.ts';
 
 // What the API answers with, for the OpenAPI document only: responses are built by the services, these schemas
 // describe them. They mirror the domain types (Project, McpServer, TaskView, ...) field for field.
@@ -28,6 +28,7 @@ export const mcpServerSchema = z
     maxConcurrency: z.number().int().nullable(),
     enabled: z.boolean(),
     visibility: z.enum(['private', 'public']),
+    actsAs: z.enum(ACTS_AS_PROVIDERS).nullable().describe("the provider whose token, from the submitting user's sign-in, goes with each call"),
     ownerId: z.uuid().nullable(),
     createdAt: timestamp,
     updatedAt: timestamp,

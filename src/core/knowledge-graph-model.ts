@@ -43,6 +43,14 @@ export const KG_LIMITS = {
   maxPathDepth: 6,
   pageSize: 1000,
   neighboursCap: 1000,
+  /**
+   * read_graph answers the whole graph only up to this many entities and this many relations; past it the call fails
+   * and points to the paginated GET …/kg/graph. An answer of 5000 entities is already megabytes of JSON for a client
+   * (often a language model's context) to take in at once.
+   */
+  readGraphCap: 5000,
+  /** search_nodes answers at most this many entities (best matches first) and the relations that touch them. */
+  searchNodesCap: 1000,
   /** A shortest-path search gives up after visiting this many entities. */
   pathVisitCap: 50_000,
 } as const;
@@ -56,6 +64,6 @@ export interface MemoryGraph {
   deleteObservations(deletions: ObservationDeletion[]): Promise<void>;
   deleteRelations(relations: Relation[]): Promise<void>;
   readGraph(): Promise<Graph>;
-  searchNodes(query: string): Promise<Graph>;
+  searchNodes(query: string): Promise<Graph & { truncated?: true }>;
   openNodes(names: string[]): Promise<Graph>;
 }

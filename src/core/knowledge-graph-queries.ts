@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/create-db.ts';
-import { InvalidRequestError, NotFoundError } from './errors.ts';
+import { DomainError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { KG_LIMITS, type Entity, type Graph, type Relation } from './knowledge-graph-model.ts';
 
 // Reads of a project's graph: the reference server's reads (whole graph, substring search, open by name) and what it
@@ -13,6 +13,17 @@ export const toRelation = (r: { from_name: string; to_name: string; relation_typ
 const textList = (xs: string[]) => sql<string>`any(${sql.val([...new Set(xs)])}::text[])`;
 /** LIKE treats % and _ as wildcards and \ as its escape: a query means its characters literally. */
 const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** read_graph on a graph past KG_LIMITS.readGraphCap: the message says where to read it a page at a time. */
+export class GraphTooLargeError extends DomainError {
+  constructor(projectId: string, cap: number) {
+    super(
+      'GraphTooLarge',
+      `the knowledge graph has more than ${cap} entities or relations, too many to answer at once: read it a page at a time with GET /v1/projects/${projectId}/kg/graph?limit=1000 (follow nextCursor), or look things up with search_nodes and open_nodes`,
+      { cap },
+    );
+  }
+}
 
 export interface SearchHit extends Entity {
   rank: number;
@@ -60,20 +71,25 @@ export function createKnowledgeGraphQueries(deps: { db: Db }) {
   }
 
   return {
+    /** The whole graph, as the reference server answers it, while it fits KG_LIMITS.readGraphCap; else GraphTooLarge. */
     async readGraph(projectId: string): Promise<Graph> {
+      const cap = KG_LIMITS.readGraphCap;
       const [entities, relations] = await Promise.all([
-        db.selectFrom('kg_entities').select(entityColumns).where('project_id', '=', projectId).orderBy('id').execute(),
-        db.selectFrom('kg_relations').select(relationColumns).where('project_id', '=', projectId).orderBy('id').execute(),
+        db.selectFrom('kg_entities').select(entityColumns).where('project_id', '=', projectId).orderBy('id').limit(cap + 1).execute(),
+        db.selectFrom('kg_relations').select(relationColumns).where('project_id', '=', projectId).orderBy('id').limit(cap + 1).execute(),
       ]);
+      if (entities.length > cap || relations.length > cap) throw new GraphTooLargeError(projectId, cap);
       return { entities: entities.map(toEntity), relations: relations.map(toRelation) };
     },
 
     /**
      * The reference server's search: entities whose name, type or an observation contains the query, ignoring case,
      * with the relations that touch them. The trigram index finds candidates; the exact test keeps a match from
-     * spanning two fields. Best full-text matches first, then in the order they were created.
+     * spanning two fields. Best full-text matches first, then in the order they were created; at most
+     * KG_LIMITS.searchNodesCap entities (then `truncated: true`), so a query of one letter cannot ask for the whole graph.
      */
-    async searchNodes(projectId: string, query: string): Promise<Graph> {
+    async searchNodes(projectId: string, query: string): Promise<Graph & { truncated?: true }> {
+      const cap = KG_LIMITS.searchNodesCap;
       const q = query.toLowerCase();
       const rows = await db
         .selectFrom('kg_entities')
@@ -85,9 +101,11 @@ export function createKnowledgeGraphQueries(deps: { db: Db }) {
         )
         .orderBy(sql`ts_rank_cd(search, websearch_to_tsquery('english', ${query}))`, 'desc')
         .orderBy('id')
+        .limit(cap + 1)
         .execute();
-      const entities = rows.map(toEntity);
-      return { entities, relations: await relationsTouching(projectId, entities.map((e) => e.name)) };
+      const entities = rows.slice(0, cap).map(toEntity);
+      const relations = await relationsTouching(projectId, entities.map((e) => e.name));
+      return rows.length > cap ? { entities, relations, truncated: true } : { entities, relations };
     },
 
     async openNodes(projectId: string, names: string[]): Promise<Graph> {
@@ -118,10 +136,11 @@ export function createKnowledgeGraphQueries(deps: { db: Db }) {
      * each step is two index lookups (outgoing, incoming) rather than one OR the planner would answer with a scan.
      */
     async neighbours(projectId: string, name: string, opts: { depth: number; relationType?: string; limit?: number }): Promise<Neighbourhood> {
-      await requireEntity(projectId, name);
       const limit = opts.limit ?? KG_LIMITS.neighboursCap;
       const typeFilter = opts.relationType === undefined ? sql`` : sql`and r.relation_type = ${opts.relationType}`;
-      const reached = await sql<{ name: string; depth: number }>`
+      // The walk and the entities it reached in one statement (the start is its first row, depth 0, so whether it
+      // exists comes along); a name a relation points at without an entity row has null columns and is left out.
+      const reached = await sql<{ name: string; depth: number; entity_type: string | null; observations: string[] | null }>`
         with recursive walk(name, depth) as (
           select ${name}::text, 0
           union
@@ -133,26 +152,27 @@ export function createKnowledgeGraphQueries(deps: { db: Db }) {
             select r.from_name from kg_relations r where r.project_id = ${projectId} and r.to_name = w.name ${typeFilter}
           ) n
           where w.depth < ${opts.depth}
-        )
-        select name, min(depth)::int as depth from walk group by name order by depth, name limit ${limit + 1}`.execute(db);
+        ),
+        kept as (select name, min(depth)::int as depth from walk group by name order by depth, name limit ${limit + 1})
+        select k.name, k.depth, e.entity_type, e.observations
+        from kept k left join kg_entities e on e.project_id = ${projectId} and e.name = k.name
+        order by k.depth, k.name`.execute(db);
+      if (reached.rows[0]?.entity_type == null) throw new NotFoundError('Entity', name);
       const truncated = reached.rows.length > limit;
-      const depthOf = new Map(reached.rows.slice(0, limit).map((r) => [r.name, r.depth]));
-      const names = [...depthOf.keys()];
-      const list = textList(names);
-      const [entities, relations] = await Promise.all([
-        db.selectFrom('kg_entities').select(entityColumns).where('project_id', '=', projectId).where('name', '=', list).execute(),
-        db
-          .selectFrom('kg_relations')
-          .select(relationColumns)
-          .where('project_id', '=', projectId)
-          .where('from_name', '=', list)
-          .where('to_name', '=', list)
-          .$if(opts.relationType !== undefined, (qb) => qb.where('relation_type', '=', opts.relationType!))
-          .orderBy('id')
-          .execute(),
-      ]);
+      const kept = reached.rows.slice(0, limit);
+      const list = textList(kept.map((r) => r.name));
+      const relations = await db
+        .selectFrom('kg_relations')
+        .select(relationColumns)
+        .where('project_id', '=', projectId)
+        .where('from_name', '=', list)
+        .where('to_name', '=', list)
+        .$if(opts.relationType !== undefined, (qb) => qb.where('relation_type', '=', opts.relationType!))
+        .orderBy('id')
+        .execute();
+      const entities = kept.flatMap((r) => (r.entity_type === null ? [] : [{ ...toEntity(r as EntityRow), depth: r.depth }]));
       return {
-        entities: entities.map((r) => ({ ...toEntity(r), depth: depthOf.get(r.name)! })).sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name)),
+        entities: entities.sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name)),
         relations: relations.map(toRelation),
         truncated,
       };

@@ -84,6 +84,7 @@ export async function findOfferings(db: Db, toolOrCapability: string): Promise<A
       max_concurrency: r.max_concurrency,
       enabled: r.enabled,
       visibility: r.visibility,
+      acts_as: r.acts_as,
       created_by: r.created_by,
       created_at: r.created_at,
       updated_at: r.updated_at,

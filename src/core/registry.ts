@@ -6,6 +6,8 @@ import { ConflictError, InvalidRequestError, NotFoundError } from './errors.ts';
 import { ForbiddenError, isUuid } from './projects.ts';
 import * as repo from './registry-repository.ts';
 import { inspectJson } from '../lib/json-shape.ts';
+import type { ActsAs } from './task-model.ts';
+import { tokenTransportAllowed } from './space-bindings.ts';
 
 export interface McpTool {
   name: string;
@@ -31,6 +33,8 @@ export interface McpServer {
   enabled: boolean;
   /** private: only its owner's projects route to it; public: every project may (set by a platform admin). */
   visibility: Visibility;
+  /** The provider whose token, from the submitting user's sign-in, goes with each call to the oracle; null: none. */
+  actsAs: ActsAs | null;
   ownerId: string | null;
   createdAt: string;
   updatedAt: string;
@@ -65,6 +69,7 @@ export interface ServerSettings {
   maxConcurrency?: number | null;
   enabled?: boolean;
   visibility?: Visibility;
+  actsAs?: ActsAs | null;
   heavyTools?: string[];
   capabilities?: Record<string, string[]>;
   toolTimeouts?: Record<string, number>;
@@ -92,6 +97,7 @@ function toServer(r: repo.ServerRow): McpServer {
     maxConcurrency: r.max_concurrency,
     enabled: r.enabled,
     visibility: r.visibility,
+    actsAs: r.acts_as,
     ownerId: r.created_by,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
@@ -126,6 +132,8 @@ export function createRegistry(deps: {
   scopes?: CallerScopes;
   /** The trail of registrations, updates, refreshes and deletions. */
   recordAudit?: RecordAudit;
+  /** Hosts a user's token may reach over plain http (loopback during development); https everywhere else. */
+  allowsPlainHttp?: (url: URL) => boolean;
 }) {
   const recordAudit: RecordAudit = deps.recordAudit ?? (async () => {});
   const requireWriter = () => deps.scopes?.requireUnboundKey('change the registry');
@@ -195,6 +203,15 @@ export function createRegistry(deps: {
     return row;
   }
 
+  /** A server acting as the user needs an oracle reached over https: that is the only place the user's token goes. */
+  function checkActsAs(actsAs: ActsAs | null, oracleUrl: string | null): void {
+    if (!actsAs) return;
+    if (!oracleUrl) throw new InvalidRequestError('ActsAsNeedsOracle', 'a server that acts as the user needs an oracleUrl: the user\'s token goes only there');
+    if (!tokenTransportAllowed(oracleUrl, deps.allowsPlainHttp ?? (() => false))) {
+      throw new InvalidRequestError('InsecureTokenTransport', "a user's token is only sent over https: give an https oracleUrl", { url: oracleUrl });
+    }
+  }
+
   function checkVisibility(actor: Actor, visibility: Visibility | undefined, current: Visibility): void {
     if (visibility === 'public' && current !== 'public' && !actor.isAdmin) {
       throw new ForbiddenError('only a platform admin may make a server public');
@@ -222,6 +239,7 @@ export function createRegistry(deps: {
       requireWriter();
       const transport = input.transport ?? 'auto';
       checkVisibility(actor, input.visibility, 'private');
+      checkActsAs(input.actsAs ?? null, input.oracleUrl ?? null);
       if (input.oracleUrl) await deps.checkTarget(input.oracleUrl);
       if (await repo.findServer(db, input.name, false)) {
         throw new ConflictError('ServerNameTaken', `a server named "${input.name}" is already registered`);
@@ -245,11 +263,12 @@ export function createRegistry(deps: {
             max_concurrency: input.maxConcurrency ?? null,
             enabled: input.enabled ?? true,
             visibility: input.visibility ?? 'private',
+            acts_as: input.actsAs ?? null,
             created_by: actor.userId,
           });
           await repo.replaceTools(trx, inserted.id, tools);
           await recordAudit(
-            { action: 'registry.create', target: { type: 'mcp_server', id: inserted.id }, detail: { name: input.name, visibility: inserted.visibility, oracleUrl: inserted.oracle_url, tools: tools.map((t) => t.name) } },
+            { action: 'registry.create', target: { type: 'mcp_server', id: inserted.id }, detail: { name: input.name, visibility: inserted.visibility, oracleUrl: inserted.oracle_url, actsAs: inserted.acts_as, tools: tools.map((t) => t.name) } },
             trx,
           );
           return inserted;
@@ -266,6 +285,7 @@ export function createRegistry(deps: {
       requireWriter();
       const row = await findManaged(actor, idOrName);
       checkVisibility(actor, patch.visibility, row.visibility);
+      checkActsAs(patch.actsAs !== undefined ? patch.actsAs : row.acts_as, patch.oracleUrl !== undefined ? patch.oracleUrl : row.oracle_url);
       if (patch.oracleUrl) await deps.checkTarget(patch.oracleUrl);
       const current = await withTools(row);
       const endpointChanged =
@@ -291,6 +311,7 @@ export function createRegistry(deps: {
           ...(patch.maxConcurrency !== undefined && { max_concurrency: patch.maxConcurrency }),
           ...(patch.enabled !== undefined && { enabled: patch.enabled }),
           ...(patch.visibility !== undefined && { visibility: patch.visibility }),
+          ...(patch.actsAs !== undefined && { acts_as: patch.actsAs }),
         });
         await repo.replaceTools(trx, row.id, tools);
         // The changed settings only, never a token (servers hold none; Space tokens live in their bindings).

@@ -12,7 +12,8 @@ export interface HealthSignal {
 }
 
 export interface RouteCandidate {
-  server: Pick<McpServer, 'id' | 'name' | 'oracleUrl' | 'transport' | 'healthPath' | 'canRunOnUserSpace' | 'fallbackToOracle' | 'cost' | 'maxConcurrency'>;
+  server: Pick<McpServer, 'id' | 'name' | 'oracleUrl' | 'transport' | 'healthPath' | 'canRunOnUserSpace' | 'fallbackToOracle' | 'cost' | 'maxConcurrency'> &
+    Partial<Pick<McpServer, 'actsAs'>>;
   tool: Pick<McpTool, 'name' | 'heavy' | 'timeoutMs'>;
   /** The project's Space for this server, if bound (by id when it was bound by id). */
   space?: { url: string; spaceId?: string };
@@ -75,6 +76,7 @@ function target(c: RouteCandidate, kind: 'oracle' | 'space', needsConsent: boole
     needsConsent,
     timeoutMs: c.tool.timeoutMs ?? req.defaultTimeoutMs,
     ...(c.server.maxConcurrency ? { maxConcurrency: c.server.maxConcurrency } : {}),
+    ...(kind === 'oracle' && c.server.actsAs ? { actsAs: c.server.actsAs } : {}),
     ...(kind === 'oracle' && isFresh(c.health?.oracle, req.probeFreshMs) ? { fresh: true } : {}),
     tier: healthTier(c, kind),
     score: scoreCandidate(c, kind),

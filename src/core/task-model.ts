@@ -8,6 +8,10 @@ export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 
 export type TargetKind = 'space' | 'oracle';
 export type McpTransport = 'auto' | 'streamable-http' | 'sse';
 
+/** Providers a registry server may act as the user with (see src/core/acting-as.ts). */
+export const ACTS_AS_PROVIDERS = ['github'] as const;
+export type ActsAs = (typeof ACTS_AS_PROVIDERS)[number];
+
 /** One place a task may run. Carries no secrets: it is recorded in workflow history. */
 export interface RouteTarget {
   kind: TargetKind;
@@ -24,6 +28,11 @@ export interface RouteTarget {
   /** A Space named by id: its Hub runtime stage is read before it is touched. */
   spaceId?: string;
   maxConcurrency?: number;
+  /**
+   * The oracle acts as the submitting user with this provider's token, looked up when the call is made (the token
+   * itself is never here). Only on oracle targets: a user's Space gets its own token.
+   */
+  actsAs?: ActsAs;
   /**
    * The oracle was seen healthy moments before planning (younger than PROBE_FRESH): the workflow skips the probe
    * activity when it reaches this target straight away. Decided in planRoute, so replay reads it from history.
@@ -54,6 +63,8 @@ export type ConsentState = 'not_needed' | 'given_at_submission' | 'pending' | 'g
 export interface TaskError {
   code: string;
   message: string;
+  /** For ProviderTokenMissing / ProviderTokenRefused: whose token it was about. */
+  provider?: string;
 }
 
 export interface TaskState {

@@ -51,6 +51,12 @@ export async function loadArguments(db: Db, taskId: string): Promise<Record<stri
   return row?.arguments;
 }
 
+/** Who submitted the task (through an API key: the key's user), for calls made as that user. */
+export async function loadSubmitter(db: Db, taskId: string): Promise<string | undefined> {
+  const row = await db.selectFrom('tasks').select('created_by').where('id', '=', taskId).executeTakeFirst();
+  return row?.created_by;
+}
+
 export async function listVisibleTasks(
   db: Db,
   userId: string,

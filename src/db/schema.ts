@@ -47,6 +47,8 @@ export interface McpServersTable {
   max_concurrency: number | null;
   enabled: boolean;
   visibility: Generated<'private' | 'public'>;
+  /** The provider whose token, from the submitting user's sign-in, goes with each call; null: none. */
+  acts_as: ColumnType<'github' | null, 'github' | null | undefined, 'github' | null>;
   created_by: string | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;

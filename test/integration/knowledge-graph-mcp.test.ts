@@ -6,6 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { PROJECT_ROOT } from '../../src/compose.ts';
+import { KG_LIMITS } from '../../src/core/knowledge-graph-model.ts';
 import { MEMORY_TOOL_NAMES } from '../../src/integrations/mcp/memory-tools.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
@@ -133,5 +134,42 @@ describe('knowledge graph over MCP: the reference memory server\'s tools', funct
     assert.equal(many.isError, true);
     const count = await stack.world.db.selectFrom('kg_entities').select((eb) => eb.fn.countAll<string>().as('n')).where('project_id', '=', projectId).executeTakeFirstOrThrow();
     assert.equal(Number(count.n), 3);
+  });
+
+  it('read_graph past its cap is an error pointing to the paged REST graph; search_nodes answers the best matches up to its cap', async function () {
+    const alice = await stack.token('alice');
+    const big = (await stack.api('POST', '/v1/projects', { token: alice, body: { name: 'big memory' } })).body.id;
+    const n = KG_LIMITS.readGraphCap + 1;
+    const entities = Array.from({ length: n }, (_, i) => ({ name: `w-${i}`, entityType: 'widget', observations: [i === 7 ? 'widget widget widget' : `part ${i}`] }));
+    for (let i = 0; i < n; i += 1000) await stack.world.kg.upsert(big, { entities: entities.slice(i, i + 1000) });
+    await stack.world.kg.upsert(big, { relations: [{ from: 'w-7', to: 'w-8', relationType: 'fits' }] });
+    const client = new Client({ name: 'big', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${stack.url}/v1/projects/${big}/kg/mcp`), { requestInit: { headers: { Authorization: `Bearer ${alice}` } } }));
+    try {
+      const whole = await call(client, { tool: 'read_graph', args: {} });
+      assert.equal(whole.isError, true);
+      assert.match(whole.text, new RegExp(`more than ${KG_LIMITS.readGraphCap} entities or relations`));
+      assert.ok(whole.text.includes(`GET /v1/projects/${big}/kg/graph`), whole.text);
+      // The route it names pages through all of it.
+      const page = await stack.api('GET', `/v1/projects/${big}/kg/graph?limit=1000`, { token: alice });
+      assert.equal(page.status, 200);
+      assert.equal(page.body.entities.length, 1000);
+      assert.equal(typeof page.body.nextCursor, 'string');
+
+      const found = await call(client, { tool: 'search_nodes', args: { query: 'WIDGET' } });
+      assert.equal(found.isError, false);
+      const graph = found.structured as { entities: Array<{ name: string }>; relations: unknown[]; truncated?: boolean };
+      assert.equal(graph.entities.length, KG_LIMITS.searchNodesCap);
+      assert.equal(graph.truncated, true);
+      assert.equal(graph.entities[0]!.name, 'w-7', 'the best full-text match comes first');
+      assert.deepEqual(graph.relations, [{ from: 'w-7', to: 'w-8', relationType: 'fits' }]);
+      assert.equal(JSON.parse(found.text).truncated, true);
+      // Under the cap nothing says truncated, as the reference answers.
+      const few = await call(client, { tool: 'search_nodes', args: { query: 'part 12' } });
+      assert.equal((few.structured as any).truncated, undefined);
+      assert.deepEqual((few.structured as any).entities.map((e: any) => e.name).sort(), ['w-12', ...Array.from({ length: 10 }, (_, i) => `w-${120 + i}`), ...Array.from({ length: 100 }, (_, i) => `w-${1200 + i}`)].sort());
+    } finally {
+      await client.close();
+    }
   });
 });

@@ -37,6 +37,16 @@ export interface TestMcpServerOptions {
    * does not know (e.g. after `stop()`/`restart()`) gets 404, as the spec says.
    */
   stateful?: boolean;
+  /**
+   * Decides on every request's Authorization header (undefined when absent); false answers 401 with a Bearer
+   * challenge, as a server acting as its caller does. `requireBearer` is the fixed-token form of this.
+   */
+  authorize?: (authorization: string | undefined) => boolean;
+  /**
+   * Adds the tool `github_login`: it calls `GET {githubApiUrl}/user` with the Authorization header its own request
+   * carried and answers the login GitHub names (a server acting as the user on GitHub).
+   */
+  githubApiUrl?: string;
 }
 
 export interface TestMcpGateAnswer {
@@ -67,6 +77,8 @@ export interface TestMcpServer {
   rejectedCount(): number;
   /** Every Authorization header received, in order. */
   seenAuthorization(): string[];
+  /** Every request's headers (names lower-case), in order, requests of any kind. */
+  seenHeaders(): Array<Record<string, string>>;
   /** Legacy SSE streams currently open (a client that closed properly leaves none). */
   openSseStreams(): number;
   /** `initialize` requests received (one per MCP session a client opened). */
@@ -96,6 +108,7 @@ interface Stats {
   initialize: number;
   requests: number;
   callMeta: Array<Record<string, unknown> | undefined>;
+  headers: Array<Record<string, string>>;
 }
 
 export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promise<TestMcpServer> {
@@ -103,7 +116,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
   const transport = opts.transport ?? 'both';
   const toolPrefix = opts.toolPrefix ?? '';
   const paths = endpointPaths(opts.basePath ?? '/mcp');
-  const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [], rejected: 0, initialize: 0, requests: 0, callMeta: [] };
+  const stats: Stats = { calls: new Map(), inFlight: 0, maxInFlight: 0, authorization: [], rejected: 0, initialize: 0, requests: 0, callMeta: [], headers: [] };
   const streamableSessions = new Map<string, StreamableHTTPServerTransport>();
   const sseSessions = new Map<string, SSEServerTransport>();
   const sockets = new Set<Socket>();
@@ -131,9 +144,11 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
       stats.initialize = 0;
       stats.requests = 0;
       stats.callMeta.length = 0;
+      stats.headers.length = 0;
     },
     rejectedCount: () => stats.rejected,
     seenAuthorization: () => [...stats.authorization],
+    seenHeaders: () => stats.headers.map((h) => ({ ...h })),
     openSseStreams: () => sseSessions.size,
     initializeCount: () => stats.initialize,
     requestCount: () => stats.requests,
@@ -176,6 +191,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     stats.requests++;
     const auth = req.headers.authorization;
     if (auth !== undefined) stats.authorization.push(auth);
+    stats.headers.push(Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')])));
     const gated = opts.gate?.(req);
     if (gated !== undefined) {
       // Drain the body so the connection can be reused, then answer for the gate.
@@ -194,6 +210,10 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     }
     if (opts.requireBearer !== undefined && auth !== `Bearer ${opts.requireBearer}`) {
       return plain(res, 401, 'unauthorized');
+    }
+    if (opts.authorize && !opts.authorize(auth)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer', connection: 'close' }).end('unauthorized');
+      return;
     }
     if (path === '/health' && req.method === 'GET') return plain(res, 200, 'ok');
 
@@ -216,7 +236,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
         }
       }
       if (known) return known.handleRequest(req, res, body);
-      const server = buildServer(name, stats, toolPrefix);
+      const server = buildServer(name, stats, toolPrefix, opts.githubApiUrl);
       const t: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (sid) => void streamableSessions.set(sid, t),
@@ -240,7 +260,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
         stats.rejected++;
         return plain(res, 503, 'tools/call unavailable');
       }
-      const server = buildServer(name, stats, toolPrefix);
+      const server = buildServer(name, stats, toolPrefix, opts.githubApiUrl);
       const t = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       // The client going away (abort, close) must abort the running tool handler.
       res.on('close', () => {
@@ -256,7 +276,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions = {}): Promi
     const legacyAtMain = (opts.basePath ?? '/mcp') === '/mcp';
     if ((path === paths.sse || (legacyAtMain && paths.streamable.includes(path))) && legacy) {
       if (req.method !== 'GET') return plain(res, 405, 'method not allowed');
-      const server = buildServer(name, stats, toolPrefix);
+      const server = buildServer(name, stats, toolPrefix, opts.githubApiUrl);
       const t = new SSEServerTransport(paths.messages, res);
       sseSessions.set(t.sessionId, t);
       res.on('close', () => {
@@ -323,7 +343,7 @@ function endpointPaths(basePath: string): EndpointPaths {
   };
 }
 
-function buildServer(name: string, stats: Stats, prefix: string): McpServer {
+function buildServer(name: string, stats: Stats, prefix: string, githubApiUrl?: string): McpServer {
   const server = new McpServer({ name, version: '1.0.0' });
   const registerTool: McpServer['registerTool'] = (toolName, config, cb) => server.registerTool(`${prefix}${toolName}`, config, cb);
 
@@ -391,6 +411,20 @@ function buildServer(name: string, stats: Stats, prefix: string): McpServer {
     { description: "Returns this server's name", inputSchema: {} },
     counted('whoami', async () => ({ content: [{ type: 'text' as const, text: name }] })),
   );
+
+  if (githubApiUrl !== undefined) {
+    registerTool(
+      'github_login',
+      { description: 'Asks GitHub who the caller is, with the credentials the call came with', inputSchema: {} },
+      counted('github_login', async (_args: Record<string, never>, extra) => {
+        const authorization = extra.requestInfo?.headers.authorization;
+        const res = await fetch(`${githubApiUrl}/user`, { headers: typeof authorization === 'string' ? { Authorization: authorization } : {} });
+        if (!res.ok) return { content: [{ type: 'text' as const, text: `GitHub answered ${res.status}` }], isError: true };
+        const user = (await res.json()) as { login: string };
+        return { content: [{ type: 'text' as const, text: user.login }] };
+      }),
+    );
+  }
 
   return server;
 }

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import { ACTS_AS_PROVIDERS } from '../../core/task-model.ts';
 import type { ProjectService } from '../../core/projects.ts';
 import type { McpServer, Registry } from '../../core/registry.ts';
 import type { UserDirectory } from '../../core/users.ts';
@@ -34,6 +35,8 @@ const settings = {
   maxConcurrency: z.number().int().min(1).max(100_000).nullable().optional(),
   enabled: z.boolean().optional(),
   visibility: z.enum(['private', 'public']).optional(),
+  // Each call carries the submitting user's token from this provider (null: none). Needs an https oracleUrl.
+  actsAs: z.enum(ACTS_AS_PROVIDERS).nullable().optional(),
   heavyTools: z.array(toolName).max(1000).optional(),
   capabilities: z.record(toolName, z.array(boundedText(100).min(1)).max(100)).optional(),
   toolTimeouts: z.record(toolName, z.number().int().min(100).max(24 * 3_600_000)).optional(),

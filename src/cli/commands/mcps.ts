@@ -13,6 +13,7 @@ interface McpServer {
   transport: string;
   enabled: boolean;
   visibility?: string;
+  actsAs?: string | null;
   canRunOnUserSpace: boolean;
   tools?: McpTool[];
 }
@@ -22,6 +23,7 @@ function showServer(ctx: CliContext, server: McpServer): void {
   ctx.out.print(`${server.name}  ${server.id}`);
   ctx.out.print(`  url        ${server.oracleUrl ?? '-'} (${server.transport})`);
   ctx.out.print(`  enabled    ${server.enabled}${server.visibility ? `, ${server.visibility}` : ''}${server.canRunOnUserSpace ? ', can run on a Space' : ''}`);
+  if (server.actsAs) ctx.out.print(`  acts as    the submitting user on ${server.actsAs}`);
   const tools = server.tools ?? [];
   ctx.out.print(`  tools (${tools.length})`);
   for (const t of tools) ctx.out.print(`    ${t.name}${t.heavy ? ' [heavy]' : ''}${t.description ? `  ${t.description}` : ''}`);
@@ -42,9 +44,10 @@ export function registerMcpCommands(program: Command, run: Run): void {
     .option('--heavy-tool <tool...>', 'tools that should prefer the project\'s own Space')
     .option('--space', 'the server can also run on a project\'s Hugging Face Space')
     .option('--fallback', 'heavy work may fall back to this URL (with the user\'s consent)')
+    .option('--acts-as <provider>', 'each call carries the submitting user\'s token from this provider (github); needs https')
     .addHelpText('after', '\nExample:\n  $ orchestrator mcps add echo-server http://127.0.0.1:3001/mcp')
     .action(
-      run(async (ctx, name: string, url: string, opts: { transport: string; description?: string; heavyTool?: string[]; space?: boolean; fallback?: boolean }) => {
+      run(async (ctx, name: string, url: string, opts: { transport: string; description?: string; heavyTool?: string[]; space?: boolean; fallback?: boolean; actsAs?: string }) => {
         const server = await ctx.client().json<McpServer>('POST', '/v1/mcps', {
           name,
           oracleUrl: url,
@@ -53,6 +56,7 @@ export function registerMcpCommands(program: Command, run: Run): void {
           fallbackToOracle: Boolean(opts.fallback),
           ...(opts.description !== undefined ? { description: opts.description } : {}),
           ...(opts.heavyTool ? { heavyTools: opts.heavyTool } : {}),
+          ...(opts.actsAs !== undefined ? { actsAs: opts.actsAs } : {}),
         });
         showServer(ctx, server);
       }),

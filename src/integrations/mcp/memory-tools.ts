@@ -1,7 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { DomainError } from '../../core/errors.ts';
-import type { MemoryGraph } from '../../core/knowledge-graph-model.ts';
+import { KG_LIMITS, type MemoryGraph } from '../../core/knowledge-graph-model.ts';
 import { entitySchema, kgBatch as batch, kgName as name, kgQuery, observationAdditionSchema, observationDeletionSchema, relationSchema } from '../../core/knowledge-graph-schemas.ts';
 
 // The reference MCP memory server's tools (@modelcontextprotocol/server-memory): the same names, argument shapes,
@@ -13,14 +13,21 @@ export type GraphFor = (access: 'read' | 'write') => Promise<MemoryGraph>;
 
 const EntitySchema = entitySchema;
 const RelationSchema = relationSchema;
-const graphShape = { entities: z.array(EntitySchema), relations: z.array(RelationSchema) };
+// Answers are described as the reference describes them, plain strings: they come from our own store, already within
+// the bounds, and the SDK checks every answer against its output schema (bounds and patterns on thousands of strings
+// cost a search_nodes answer milliseconds for nothing).
+const EntityOut = z.object({ name: z.string(), entityType: z.string(), observations: z.array(z.string()) });
+const RelationOut = z.object({ from: z.string(), to: z.string(), relationType: z.string() });
+const graphShape = { entities: z.array(EntityOut), relations: z.array(RelationOut) };
+const searchShape = { ...graphShape, truncated: z.literal(true).optional().describe(`set when more than ${KG_LIMITS.searchNodesCap} entities match: the best matches are answered; narrow the query`) };
 const doneShape = { success: z.boolean(), message: z.string() };
 
 const writes = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false };
 const deletes = { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false };
 const reads = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
 
-function answer<T extends Record<string, unknown>>(structured: T, text = JSON.stringify(Object.values(structured).length === 1 ? Object.values(structured)[0] : structured, null, 2)) {
+/** The reference's answer: text content with the JSON (compact here: the same value, a third fewer bytes to send and parse) and structured content. */
+function answer<T extends Record<string, unknown>>(structured: T, text = JSON.stringify(Object.values(structured).length === 1 ? Object.values(structured)[0] : structured)) {
   return { content: [{ type: 'text' as const, text }], structuredContent: structured };
 }
 const done = (message: string) => answer({ success: true, message }, message);
@@ -61,7 +68,7 @@ export function registerMemoryTools(server: McpServer, accessGraph: GraphFor, op
   const graphFor = async (access: 'read' | 'write') => guarded(await accessGraph(access), onUnexpected);
   server.registerTool(
     'create_entities',
-    { title: 'Create Entities', description: 'Create multiple new entities in the knowledge graph', inputSchema: { entities: batch(EntitySchema) }, outputSchema: { entities: z.array(EntitySchema) }, annotations: writes },
+    { title: 'Create Entities', description: 'Create multiple new entities in the knowledge graph', inputSchema: { entities: batch(EntitySchema) }, outputSchema: { entities: z.array(EntityOut) }, annotations: writes },
     async ({ entities }) => answer({ entities: await (await graphFor('write')).createEntities(entities) }),
   );
   server.registerTool(
@@ -70,7 +77,7 @@ export function registerMemoryTools(server: McpServer, accessGraph: GraphFor, op
       title: 'Create Relations',
       description: 'Create multiple new relations between entities in the knowledge graph. Relations should be in active voice',
       inputSchema: { relations: batch(RelationSchema) },
-      outputSchema: { relations: z.array(RelationSchema) },
+      outputSchema: { relations: z.array(RelationOut) },
       annotations: writes,
     },
     async ({ relations }) => answer({ relations: await (await graphFor('write')).createRelations(relations) }),
@@ -134,7 +141,13 @@ export function registerMemoryTools(server: McpServer, accessGraph: GraphFor, op
   );
   server.registerTool(
     'read_graph',
-    { title: 'Read Graph', description: 'Read the entire knowledge graph', inputSchema: {}, outputSchema: graphShape, annotations: reads },
+    {
+      title: 'Read Graph',
+      description: `Read the entire knowledge graph (up to ${KG_LIMITS.readGraphCap} entities and ${KG_LIMITS.readGraphCap} relations; a larger graph is an error that says how to page through it)`,
+      inputSchema: {},
+      outputSchema: graphShape,
+      annotations: reads,
+    },
     async () => answer({ ...(await (await graphFor('read')).readGraph()) }),
   );
   server.registerTool(
@@ -143,7 +156,7 @@ export function registerMemoryTools(server: McpServer, accessGraph: GraphFor, op
       title: 'Search Nodes',
       description: 'Search for nodes in the knowledge graph based on a query',
       inputSchema: { query: kgQuery.describe('The search query to match against entity names, types, and observation content') },
-      outputSchema: graphShape,
+      outputSchema: searchShape,
       annotations: reads,
     },
     async ({ query }) => answer({ ...(await (await graphFor('read')).searchNodes(query)) }),

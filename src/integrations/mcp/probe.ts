@@ -16,7 +16,17 @@ export interface ProbeResult {
  */
 export async function probeEndpoint(
   endpoint: McpEndpoint,
-  opts: { healthPath?: string; timeoutMs: number; signal?: AbortSignal; sessions?: McpSessionPool },
+  opts: {
+    healthPath?: string;
+    timeoutMs: number;
+    signal?: AbortSignal;
+    sessions?: McpSessionPool;
+    /**
+     * The server wants its caller's credentials, which a probe does not have (it acts as the user, and a probe is no
+     * user's call): a 401 or 403 answer says it is up and asking for them, so it counts as healthy.
+     */
+    authRequired?: boolean;
+  },
 ): Promise<ProbeResult> {
   const started = performance.now();
   const deadline = startDeadline(opts.timeoutMs, opts.signal);
@@ -24,7 +34,7 @@ export async function probeEndpoint(
   try {
     if (opts.healthPath !== undefined) {
       const status = await getHealth(endpoint, opts.healthPath, deadline.signal);
-      return status >= 200 && status < 300
+      return (status >= 200 && status < 300) || (opts.authRequired && isAuthChallenge(status))
         ? { healthy: true, latencyMs: latency() }
         : { healthy: false, latencyMs: latency(), reason: `HTTP ${status}` };
     }
@@ -35,11 +45,17 @@ export async function probeEndpoint(
     );
     return { healthy: true, latencyMs: latency() };
   } catch (e) {
+    if (opts.authRequired && !deadline.signal.aborted) {
+      const err = toMcpClientError(e, { signal: deadline.signal, timeoutMs: opts.timeoutMs });
+      if (err instanceof McpHttpError && isAuthChallenge(err.status)) return { healthy: true, latencyMs: latency() };
+    }
     return { healthy: false, latencyMs: latency(), reason: describe(e, deadline.signal, opts.timeoutMs) };
   } finally {
     deadline.dispose();
   }
 }
+
+const isAuthChallenge = (status: number) => status === 401 || status === 403;
 
 class HealthPathOutsideOrigin extends Error {}
 
