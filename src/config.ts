@@ -53,8 +53,10 @@ function isJson(raw: string): boolean {
 const schema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/orchestrator'),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Unset: `dev` runs an embedded Postgres in DATA_DIR/postgres; every other server command needs a URL. */
+  DATABASE_URL: z.string().url().optional(),
+  // Unset: caches, slots, limits and the live event feed live in the one process (`dev` only; see requireSharedRedis).
+  REDIS_URL: z.string().url().optional(),
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TASK_QUEUE: z.string().default('orchestrator-tasks'),
@@ -134,7 +136,8 @@ export type Config = Readonly<{
   port: number;
   host: string;
   databaseUrl: string;
-  redisUrl: string;
+  /** Absent: everything Redis would keep stays in this process's memory. */
+  redisUrl?: string;
   redisPrefix: string;
   temporal: Readonly<{ address: string; namespace: string; taskQueue: string; uiPort: number }>;
   jwt: Readonly<{ secret?: string; jwksUrl?: string; issuer: string; audience: string; ttlSeconds: number; signingKeysJson?: string }>;
@@ -217,6 +220,17 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Separate `api` and `worker` processes must share dispatch slots, limits and the live event feed: without Redis each
+ * would keep its own (a cap per process instead of one, events that never reach the API's streams).
+ */
+export function requireSharedRedis(config: Config, command: string): void {
+  if (config.redisUrl) return;
+  throw new ConfigError([
+    `REDIS_URL: \`${command}\` needs a Redis shared by every API and worker process (slots, limits and live events live there); only \`dev\`, one process, runs without it`,
+  ]);
+}
+
 /** Empty strings count as unset, so `FOO=` in a .env file falls back to the default. */
 function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
@@ -254,6 +268,14 @@ export function temporalCliDownload(
   return enabled ? { baseUrl: e.TEMPORAL_CLI_DOWNLOAD_URL } : undefined;
 }
 
+const DATABASE_URL_MISSING =
+  'DATABASE_URL: not set. api, worker, migrate and keys need a Postgres URL (postgres://USER@HOST:PORT/DB); only dev runs an embedded Postgres without one';
+
+/** Whether DATABASE_URL is given; when it is not, `dev` (and `token`, `admin` beside it) use the embedded Postgres. */
+export function databaseUrlGiven(env: Record<string, string | undefined>): boolean {
+  return withoutEmpty(env).DATABASE_URL !== undefined;
+}
+
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = schema.safeParse(withoutEmpty(env));
   if (!parsed.success) {
@@ -268,6 +290,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if ((e[id] === undefined) !== (e[secret] === undefined)) pairs.push(`${e[id] === undefined ? id : secret}: set both ${id} and ${secret}, or neither`);
   }
   if (pairs.length > 0) throw new ConfigError(pairs);
+  if (e.DATABASE_URL === undefined) throw new ConfigError([DATABASE_URL_MISSING]);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -9,15 +10,19 @@ import { Registry as MetricsRegistry } from 'prom-client';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
-import { ConfigError, loadConfig, loadLogSettings, temporalCliDownload, type Config } from './config.ts';
+import { ConfigError, databaseUrlGiven, loadConfig, loadLogSettings, requireSharedRedis, temporalCliDownload, type Config } from './config.ts';
 import { createConfiguredTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
 import { createDb, ensureDatabase } from './db/create-db.ts';
+import { embeddedPostgresUrl, startEmbeddedPostgres } from './db/embedded-postgres.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger, resolveLogFormat, type Logger } from './lib/logger.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { collectProcessMetrics } from './lib/metrics.ts';
+import { freePort } from './lib/free-port.ts';
+import { acquireRunLock, DataDirInUseError, readRunLock } from './lib/run-lock.ts';
+import { applyReset, EMBEDDED_POSTGRES_DIR, planReset, ResetRefusedError } from './local-reset.ts';
 import { findOrBuildTemporalCli } from './temporal/cli-binary.ts';
 import { startDevServer } from './temporal/dev-server.ts';
 import { ensureNamespaceReady } from './temporal/namespace-setup.ts';
@@ -33,6 +38,7 @@ const USAGE = `usage: orchestrator <command>
   worker                 the Temporal worker
   migrate                create the database if missing and apply migrations
   token --login NAME     print a bearer token for a local user (created if missing)
+  reset [--yes]          delete what dev keeps in the data folder (embedded Postgres, Temporal state); asks first
   admin grant|revoke LOGIN   make a user a platform admin (curates public registry servers), or stop it
   keys rotate            re-seal every stored secret under ENCRYPTION_KEY (older keys: ENCRYPTION_KEYS_PREVIOUS)
   bundle [--out FILE]    prebuild the workflow bundle for WORKFLOW_BUNDLE (default data/workflow-bundle.js)`;
@@ -144,7 +150,7 @@ function persistentSecret(file: string, make: () => string): string {
  * fresh clone and `orchestrator token` signs with the same key. Variables that are set always win.
  */
 function localEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv & { DATA_DIR: string } {
-  const dataDir = path.resolve(PROJECT_ROOT, env.DATA_DIR || 'data');
+  const dataDir = dataDirOf(env);
   mkdirSync(dataDir, { recursive: true });
   return {
     ...env,
@@ -153,6 +159,58 @@ function localEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv & { DATA_DIR: strin
     ENCRYPTION_KEY: env.ENCRYPTION_KEY || persistentSecret(path.join(dataDir, 'encryption-key'), () => randomBytes(32).toString('hex')),
     RESULT_STORE: env.RESULT_STORE || `file://${path.join(dataDir, 'results')}`,
   };
+}
+
+function dataDirOf(env: NodeJS.ProcessEnv): string {
+  return path.resolve(PROJECT_ROOT, env.DATA_DIR || 'data');
+}
+
+/**
+ * `token` and `admin` beside `npm start`. DATABASE_URL when it is set; otherwise the embedded Postgres: through the
+ * running `dev` when there is one (PGlite's files are never opened by two processes), else opened here for the
+ * length of the command (and migrated, so a token can be had before the first start).
+ */
+async function withLocalDatabase(devEnv: NodeJS.ProcessEnv & { DATA_DIR: string }, command: string, log: Logger, use: (config: Config) => Promise<void>): Promise<void> {
+  if (databaseUrlGiven(devEnv)) return use(loadConfig(devEnv));
+  const dataDir = devEnv.DATA_DIR;
+  const running = readRunLock(dataDir);
+  if (running?.databaseUrl) return use(loadConfig({ ...devEnv, DATABASE_URL: running.databaseUrl }));
+  if (running) throw new UsageError(`orchestrator ${running.command} (pid ${running.pid}) is starting on ${dataDir}; try again in a moment`);
+  const lock = acquireRunLock(dataDir, command);
+  try {
+    const pg = await startEmbeddedPostgres({ dataDir: path.join(dataDir, EMBEDDED_POSTGRES_DIR) });
+    try {
+      const config = loadConfig({ ...devEnv, DATABASE_URL: pg.url });
+      await migrate(config, log.child({}, { level: 'warn' }));
+      await use(config);
+    } finally {
+      await pg.stop();
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+/** `orchestrator reset`: deletes what `dev` keeps in the data folder, after a confirmation; never under a running one. */
+async function reset(env: NodeJS.ProcessEnv, opts: { yes: boolean }): Promise<void> {
+  const dataDir = dataDirOf(env);
+  const running = readRunLock(dataDir);
+  if (running) throw new DataDirInUseError(dataDir, running);
+  const plan = planReset(dataDir, { databaseUrlGiven: databaseUrlGiven(env) });
+  const out = process.stdout;
+  if (plan.targets.length === 0) {
+    out.write(`nothing to reset in ${dataDir}\n${plan.notes.map((n) => `  ${n}\n`).join('')}`);
+    return;
+  }
+  out.write(`reset deletes, in ${dataDir}:\n${plan.targets.map((t) => `  ${path.basename(t.path)}   ${t.label}\n`).join('')}${plan.notes.map((n) => `  ${n}\n`).join('')}`);
+  if (!opts.yes) {
+    if (!process.stdin.isTTY) throw new ResetRefusedError('reset refused: confirm on a terminal, or pass --yes');
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    const answer = await rl.question('Type "yes" to delete them: ').finally(() => rl.close());
+    if (answer.trim().toLowerCase() !== 'yes') throw new ResetRefusedError('reset not confirmed: nothing deleted');
+  }
+  applyReset(plan);
+  out.write('done: the next npm start begins afresh\n');
 }
 
 /** Idempotent: the search attributes operators filter by must exist before any task starts. */
@@ -171,32 +229,39 @@ const DEV_LOOPBACK = '127.0.0.0/8,::1/128';
 async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   const devEnv = localEnv(env);
   const dataDir = devEnv.DATA_DIR;
-  let config = loadConfig(devEnv);
+  // Without DATABASE_URL, Postgres runs in this process (PGlite, files in DATA_DIR/postgres) on a loopback port
+  // chosen now, so the configuration is complete and validated before anything starts.
+  const embedded = databaseUrlGiven(devEnv) ? undefined : { dir: path.join(dataDir, EMBEDDED_POSTGRES_DIR), port: await freePort() };
+  const configEnv = embedded ? { ...devEnv, DATABASE_URL: embeddedPostgresUrl('127.0.0.1', embedded.port) } : devEnv;
+  let config = loadConfig(configEnv);
   const loopbackAllowed = config.nodeEnv !== 'production';
   if (loopbackAllowed) {
-    config = loadConfig({ ...devEnv, OUTBOUND_ALLOWLIST: [devEnv.OUTBOUND_ALLOWLIST, DEV_LOOPBACK].filter(Boolean).join(',') });
+    config = loadConfig({ ...configEnv, OUTBOUND_ALLOWLIST: [configEnv.OUTBOUND_ALLOWLIST, DEV_LOOPBACK].filter(Boolean).join(',') });
     log.info({ allowed: DEV_LOOPBACK }, 'dev mode: registered MCP servers may be on loopback (NODE_ENV=production turns this off)');
   }
   const [host, port] = splitAddress(config.temporal.address);
 
-  // Downloading by default: a first run on a machine with only Node then needs no Go and no 9-minute build.
-  const download = temporalCliDownload(env, { byDefault: true });
-  const cli = await findOrBuildTemporalCli({ env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m), download });
-  const temporal = await startDevServer({
-    cliPath: cli,
-    dbFile: path.join(dataDir, 'temporal.db'),
-    ip: host,
-    port,
-    uiPort: config.temporal.uiPort,
-    namespace: config.temporal.namespace,
-    log: (m) => log.info({ component: 'temporal-dev-server' }, m),
-  });
-  const stops: Stopper[] = [() => temporal.stop()];
+  const lock = acquireRunLock(dataDir, 'dev');
+  const stops: Stopper[] = [async () => lock.release()];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch((err) => log.error({ err }, 'stop failed'));
   };
   onSignals(log, stopAll);
   try {
+    // The embedded Postgres (a first start creates its files: the longest step) starts beside the Temporal dev server.
+    const postgres = embedded
+      ? startEmbeddedPostgres({ dataDir: embedded.dir, port: embedded.port }).then((pg) => {
+          stops.push(pg.stop);
+          lock.update({ databaseUrl: pg.url });
+          log.info({ dataDir: embedded.dir }, 'embedded Postgres ready');
+          return pg;
+        })
+      : undefined;
+    postgres?.catch(() => undefined); // awaited below; a failure must not count as unhandled meanwhile
+    // Settled either way before stopAll runs, so a failed Temporal start never leaves PGlite's files open.
+    const temporal = await startTemporal(config, { env, host, port, dataDir, log }).finally(() => postgres?.catch(() => undefined));
+    stops.splice(1, 0, () => temporal.stop());
+    await postgres;
     // The persistent dev instance keeps finished tasks for a week, not the 24 h a new namespace gets.
     await prepareNamespace(config, 7);
     await migrate(config, log);
@@ -216,9 +281,12 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
         '',
         'orchestrator is running',
         `  API              ${apiUrl}   (health: ${apiUrl}/readyz, metrics: ${apiUrl}/metrics)`,
+        `  Postgres         ${embedded ? `embedded (PGlite), data in ${embedded.dir}` : withoutPassword(config.databaseUrl)}`,
         `  Temporal         ${temporal.address}   namespace "${config.temporal.namespace}", task queue "${config.temporal.taskQueue}"`,
+        `  Temporal state   ${path.join(dataDir, 'temporal.db')}`,
         `  Temporal Web UI  ${temporal.uiUrl ?? '(headless)'}`,
-        `  data folder      ${dataDir}`,
+        `  Redis            ${config.redisUrl ? redisAddress(config.redisUrl) : 'in process: caches, slots, limits and live events in this process only (set REDIS_URL to share them)'}`,
+        `  data folder      ${dataDir}   (start over: npm run orchestrator -- reset)`,
         `  MCP targets      public addresses${loopbackAllowed ? ` and loopback ${DEV_LOOPBACK} (dev only; NODE_ENV=production turns it off)` : ''}, plus OUTBOUND_ALLOWLIST`,
         `  get a token      npm run -s orchestrator -- token --login alice`,
         '  stop             Ctrl-C',
@@ -229,6 +297,29 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
     await stopAll();
     throw err;
   }
+}
+
+async function startTemporal(config: Config, opts: { env: NodeJS.ProcessEnv; host: string; port: number; dataDir: string; log: Logger }) {
+  const { log } = opts;
+  // Downloading by default: a first run on a machine with only Node then needs no Go and no 9-minute build.
+  const download = temporalCliDownload(opts.env, { byDefault: true });
+  const cli = await findOrBuildTemporalCli({ env: opts.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: (m) => log.info(m), download });
+  return startDevServer({
+    cliPath: cli,
+    dbFile: path.join(opts.dataDir, 'temporal.db'),
+    ip: opts.host,
+    port: opts.port,
+    uiPort: config.temporal.uiPort,
+    namespace: config.temporal.namespace,
+    log: (m) => log.info({ component: 'temporal-dev-server' }, m),
+  });
+}
+
+/** A database URL as the banner shows it: a password never reaches the terminal. */
+function withoutPassword(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  if (url.password) url.password = '';
+  return url.toString();
 }
 
 /** Prints counts and row identities only: never a key or a value. Exits non-zero while some value stays unreadable. */
@@ -248,6 +339,12 @@ async function rotateKeys(config: Config): Promise<void> {
   } finally {
     await db.destroy();
   }
+}
+
+/** Host and port only: a Redis URL may carry a password. */
+function redisAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}`;
 }
 
 function splitAddress(address: string): [string, number] {
@@ -275,35 +372,40 @@ async function main(argv: string[]): Promise<void> {
     case 'token': {
       const { values } = parseArgs({ args: rest, options: { login: { type: 'string' } } });
       if (!values.login || !/^[A-Za-z0-9][\w.-]{0,62}$/.test(values.login)) throw new UsageError('token needs --login NAME (letters, digits, . _ -)');
-      const config = loadConfig(localEnv(env));
-      // Dev tokens skip sign-in entirely: fine on a laptop, not on a shared deployment unless the operator says so.
-      if (config.nodeEnv === 'production' && !config.auth.allowDevTokens) {
-        throw new UsageError('token --login is refused when NODE_ENV=production (set ALLOW_DEV_TOKENS=true to allow it); sign in with GitHub or Hugging Face instead');
-      }
-      const db = createDb(config.databaseUrl, { maxConnections: 1 });
-      try {
-        const user = await ensureUser(db, values.login);
-        process.stdout.write(`${await (await createConfiguredTokenService(config.jwt)).sign({ sub: user.id, login: user.login })}\n`);
-      } finally {
-        await db.destroy();
-      }
-      return;
+      const login = values.login;
+      return withLocalDatabase(localEnv(env), 'token', log, async (config) => {
+        // Dev tokens skip sign-in entirely: fine on a laptop, not on a shared deployment unless the operator says so.
+        if (config.nodeEnv === 'production' && !config.auth.allowDevTokens) {
+          throw new UsageError('token --login is refused when NODE_ENV=production (set ALLOW_DEV_TOKENS=true to allow it); sign in with GitHub or Hugging Face instead');
+        }
+        const db = createDb(config.databaseUrl, { maxConnections: 1 });
+        try {
+          const user = await ensureUser(db, login);
+          process.stdout.write(`${await (await createConfiguredTokenService(config.jwt)).sign({ sub: user.id, login: user.login })}\n`);
+        } finally {
+          await db.destroy();
+        }
+      });
     }
     case 'admin': {
       const [action, login] = rest;
       if ((action !== 'grant' && action !== 'revoke') || !login || !/^[A-Za-z0-9][\w.-]{0,62}$/.test(login)) {
         throw new UsageError('admin needs grant|revoke and a LOGIN');
       }
-      const config = loadConfig(localEnv(env));
-      const db = createDb(config.databaseUrl, { maxConnections: 1 });
-      try {
-        const found = await createUserDirectory({ db, adminLogins: [] }).setAdmin(login, action === 'grant');
-        if (!found) throw new UsageError(`no user with the login "${login}" (they appear once they have signed in or been given a token)`);
-        process.stdout.write(`${login} ${action === 'grant' ? 'is now' : 'is no longer'} a platform admin${config.adminLogins.includes(login) ? ' (also listed in ADMIN_LOGINS, which still makes them one)' : ''}\n`);
-      } finally {
-        await db.destroy();
-      }
-      return;
+      return withLocalDatabase(localEnv(env), 'admin', log, async (config) => {
+        const db = createDb(config.databaseUrl, { maxConnections: 1 });
+        try {
+          const found = await createUserDirectory({ db, adminLogins: [] }).setAdmin(login, action === 'grant');
+          if (!found) throw new UsageError(`no user with the login "${login}" (they appear once they have signed in or been given a token)`);
+          process.stdout.write(`${login} ${action === 'grant' ? 'is now' : 'is no longer'} a platform admin${config.adminLogins.includes(login) ? ' (also listed in ADMIN_LOGINS, which still makes them one)' : ''}\n`);
+        } finally {
+          await db.destroy();
+        }
+      });
+    }
+    case 'reset': {
+      const { values } = parseArgs({ args: rest, options: { yes: { type: 'boolean', short: 'y' } } });
+      return reset(env, { yes: values.yes === true });
     }
     case 'keys': {
       if (rest[0] !== 'rotate' || rest.length !== 1) throw new UsageError('keys needs a subcommand: keys rotate');
@@ -311,6 +413,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'api': {
       const config = loadConfig(env);
+      requireSharedRedis(config, 'orchestrator api');
       await prepareNamespace(config);
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
       const api = await startApi(world);
@@ -324,6 +427,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'worker': {
       const config = loadConfig(env);
+      requireSharedRedis(config, 'orchestrator worker');
       await prepareNamespace(config);
       installTemporalRuntime(log, 'WARN');
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
@@ -356,7 +460,7 @@ async function main(argv: string[]): Promise<void> {
 class UsageError extends Error {}
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof UsageError) {
+  if (err instanceof ConfigError || err instanceof UsageError || err instanceof DataDirInUseError || err instanceof ResetRefusedError) {
     process.stderr.write(`${err.message}\n${err instanceof UsageError ? USAGE : ''}\n`);
   } else {
     process.stderr.write(`orchestrator failed to start: ${(err as Error).stack ?? String(err)}\n`);

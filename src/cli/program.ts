@@ -9,13 +9,14 @@ import { CliError, EXIT } from './exit-codes.ts';
 import type { CliIo } from './output.ts';
 
 /** Commands that run the service itself (src/main.ts); everything else is a client of the REST API. */
-export const SERVER_COMMANDS = new Set(['dev', 'api', 'worker', 'migrate', 'token', 'admin', 'keys', 'bundle']);
+export const SERVER_COMMANDS = new Set(['dev', 'api', 'worker', 'migrate', 'token', 'admin', 'keys', 'bundle', 'reset']);
 
 const SERVER_HELP = `
 Server commands (run the service from this checkout; see the README):
   dev                        Temporal dev server, migrations, API and worker on one machine (npm start)
   api | worker | migrate     one part of the service
   token --login NAME         print a bearer token for a local user
+  reset [--yes]              start over: delete dev's embedded Postgres and Temporal state (asks first)
   admin grant|revoke LOGIN   platform admins; keys rotate; bundle [--out FILE]
 
 Configuration: ${'~/.config/orchestrator/config.json'} (or ORCHESTRATOR_CONFIG), written 0600 by login.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, databaseUrlGiven, loadConfig, requireSharedRedis } from '../../src/config.ts';
 
-const base = { JWT_SECRET: 'x'.repeat(32), ENCRYPTION_KEY: 'a'.repeat(64) };
+const base = { JWT_SECRET: 'x'.repeat(32), ENCRYPTION_KEY: 'a'.repeat(64), DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/orchestrator' };
 
 describe('loadConfig', function () {
   it('applies the documented defaults and freezes the result', function () {
@@ -11,6 +11,20 @@ describe('loadConfig', function () {
     assert.equal(c.temporal.namespace, 'default');
     assert.equal(c.task.consentTimeoutMs, 15 * 60_000);
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.task));
+  });
+
+  it('leaves REDIS_URL unset by default (in process) and requires it for the separate api and worker', function () {
+    const alone = loadConfig(base);
+    assert.equal(alone.redisUrl, undefined);
+    assert.equal(loadConfig({ ...base, REDIS_URL: '' }).redisUrl, undefined, 'empty counts as unset');
+    assert.throws(
+      () => requireSharedRedis(alone, 'orchestrator worker'),
+      (err: unknown) => err instanceof ConfigError && /REDIS_URL: `orchestrator worker` needs a Redis shared/.test(err.message) && err.problems.length === 1,
+    );
+    const shared = loadConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' });
+    assert.equal(shared.redisUrl, 'redis://127.0.0.1:6379');
+    assert.doesNotThrow(() => requireSharedRedis(shared, 'orchestrator api'));
+    assert.throws(() => loadConfig({ ...base, REDIS_URL: 'not a url' }), /REDIS_URL/);
   });
 
   it('parses durations with units and treats empty values as unset', function () {
@@ -52,6 +66,15 @@ describe('loadConfig', function () {
     assert.throws(() => loadConfig({ ENCRYPTION_KEY: base.ENCRYPTION_KEY }), /JWT_SECRET/);
     assert.throws(() => loadConfig({ JWT_SECRET: base.JWT_SECRET }), /ENCRYPTION_KEY: is required/);
     assert.throws(() => loadConfig({ ...base, JWT_SECRET: 'short' }), /JWT_SECRET/);
+  });
+
+  it('needs DATABASE_URL, and says that only dev runs without one', function () {
+    const { DATABASE_URL: _, ...noUrl } = base;
+    assert.throws(() => loadConfig(noUrl), (err: unknown) => err instanceof ConfigError && err.problems.length === 1 && /^DATABASE_URL: not set\..*only dev runs an embedded Postgres/.test(err.problems[0]!));
+    assert.throws(() => loadConfig({ ...base, DATABASE_URL: 'not a url' }), /DATABASE_URL/);
+    assert.equal(databaseUrlGiven(noUrl), false);
+    assert.equal(databaseUrlGiven({ ...noUrl, DATABASE_URL: '' }), false);
+    assert.equal(databaseUrlGiven(base), true);
   });
 
   it('reads previous encryption keys as a comma list and names a bad one by position, never by value', function () {

@@ -28,7 +28,7 @@ describe('LOG_FORMAT', function () {
     assert.deepEqual(loadLogSettings({ LOG_FORMAT: 'pretty', LOG_LEVEL: 'debug' }), { level: 'debug', format: 'pretty' });
     assert.deepEqual(loadLogSettings({ LOG_FORMAT: '' }), { level: 'info', format: 'auto' });
     assert.throws(() => loadLogSettings({ LOG_FORMAT: 'yaml' }), (err: unknown) => err instanceof ConfigError && /LOG_FORMAT/.test(err.message));
-    assert.throws(() => loadConfig({ JWT_SECRET: 'x'.repeat(32), ENCRYPTION_KEY: 'a'.repeat(64), LOG_FORMAT: 'xml' }), /LOG_FORMAT/);
+    assert.throws(() => loadConfig({ JWT_SECRET: 'x'.repeat(32), ENCRYPTION_KEY: 'a'.repeat(64), DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x', LOG_FORMAT: 'xml' }), /LOG_FORMAT/);
   });
 
   it('pretty writes one readable line an event, with the level, message and fields', function () {

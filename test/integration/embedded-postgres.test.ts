@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { createWorld, type World } from '../../src/compose.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createDb } from '../../src/db/create-db.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+import { createLogger } from '../../src/lib/logger.ts';
+import { sharedTemporal } from '../support/shared-temporal.ts';
+import { insertTask, MIGRATIONS_DIR, REDIS_TEST_URL } from '../support/test-db.ts';
+
+// `npm start` without DATABASE_URL: the same migrations and queries on PGlite behind the wire server, in a folder
+// that outlives the process. Several pool connections share PGlite's one backend, so transactions and
+// extended-protocol queries from different connections must take turns, whole.
+
+describe('embedded Postgres (PGlite)', function () {
+  let dir: string;
+  let postgres: EmbeddedPostgres;
+  let world: World;
+
+  async function buildWorld(): Promise<World> {
+    const temporal = await sharedTemporal();
+    const tag = randomBytes(4).toString('hex');
+    const config = loadConfig({
+      DATABASE_URL: postgres.url,
+      REDIS_URL: REDIS_TEST_URL,
+      REDIS_PREFIX: `test:${tag}:`,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+      TASK_QUEUE: `tasks-${tag}`,
+      JWT_SECRET: randomBytes(32).toString('hex'),
+      ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+      RESULT_STORE: `file://${path.join(dir, 'results')}`,
+    });
+    const log = createLogger({ level: 'warn', name: 'test', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    return createWorld(config, { log, metricsRegistry: new Registry() });
+  }
+
+  before(async function () {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'orch-embedded-pg-'));
+    postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, 'postgres') });
+    assert.match(postgres.url, /^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
+    world = await buildWorld();
+  });
+
+  after(async function () {
+    await world?.close();
+    await postgres?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs every migration, pg_trgm and the full-text triggers included', async function () {
+    const results = await migrateToLatest(world.db, MIGRATIONS_DIR);
+    assert.ok(results.length >= 9 && results.every((r) => r.status === 'Success'), JSON.stringify(results));
+    const { rows } = await sql<{ extname: string }>`select extname from pg_extension where extname = 'pg_trgm'`.execute(world.db);
+    assert.deepEqual(rows, [{ extname: 'pg_trgm' }]);
+    assert.deepEqual(await migrateToLatest(world.db, MIGRATIONS_DIR), [], 'a second run has nothing to do');
+  });
+
+  it('searches the knowledge graph: ranked full-text with English stemming, and substring matches', async function () {
+    const user = await world.db.insertInto('users').values({ login: 'kg-owner' }).returning('id').executeTakeFirstOrThrow();
+    const project = await world.db.insertInto('projects').values({ name: 'kg', created_by: user.id }).returning('id').executeTakeFirstOrThrow();
+    await world.kg.createEntities(project.id, [
+      { name: 'kubernetes', entityType: 'tool', observations: ['orchestrates containers'] },
+      { name: 'docker', entityType: 'tool', observations: ['builds images', 'mentions kubernetes'] },
+      { name: 'bernoulli', entityType: 'person', observations: [] },
+    ]);
+    const hits = await world.kg.search(project.id, 'kubernetes', { limit: 10 });
+    assert.deepEqual(hits.map((h) => h.name), ['kubernetes', 'docker'], 'the name match ranks above the observation match');
+    assert.deepEqual((await world.kg.search(project.id, 'container', { limit: 10 })).map((h) => h.name), ['kubernetes'], 'stemming: container matches containers');
+    assert.deepEqual((await world.kg.searchNodes(project.id, 'BERN')).entities.map((e) => e.name).sort(), ['bernoulli', 'docker', 'kubernetes']);
+  });
+
+  it('appends concurrently to a task event log with no gap and no duplicate, and rolls a failed change back', async function () {
+    const taskId = await insertTask(world.db);
+    const appended = await Promise.all(Array.from({ length: 40 }, (_, i) => world.events.append(taskId, 'progress', { i })));
+    assert.deepEqual(appended.map((e) => e.seq).sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 1));
+    const listed = await world.events.list(taskId, 0);
+    assert.deepEqual(listed.map((e) => e.seq), Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.deepEqual(new Set(listed.map((e) => (e.data as { i: number }).i)).size, 40);
+
+    await assert.rejects(
+      world.events.appendAll(taskId, [{ type: 'status', data: { status: 'succeeded' } }], async (trx) => {
+        await trx.updateTable('tasks').set({ status: 'succeeded' }).where('id', '=', taskId).execute();
+        throw new Error('the change fails after writing');
+      }),
+      /the change fails after writing/,
+    );
+    const task = await world.db.selectFrom('tasks').select('status').where('id', '=', taskId).executeTakeFirstOrThrow();
+    assert.equal(task.status, 'running', 'the update inside the failed transaction was rolled back');
+    assert.equal(await world.events.lastSeq(taskId), 40, 'and its event was never logged');
+  });
+
+  it('keeps a transaction whole while other connections wait, and never mixes their parameters', async function () {
+    const a = new pg.Client({ connectionString: postgres.url });
+    const b = new pg.Client({ connectionString: postgres.url });
+    await Promise.all([a.connect(), b.connect()]);
+    try {
+      await a.query('create table turn_check (id int primary key, n int)');
+      await a.query('insert into turn_check values (1, 0)');
+      await a.query('begin');
+      await a.query('update turn_check set n = $1 where id = 1', [1]);
+      let bSaw: number | undefined;
+      const bRead = b.query<{ n: number }>('select n from turn_check where id = $1', [1]).then((r) => (bSaw = r.rows[0]!.n));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(bSaw, undefined, 'the other connection waits while the transaction is open');
+      await a.query('update turn_check set n = $1 where id = 1', [2]);
+      await a.query('commit');
+      await bRead;
+      assert.equal(bSaw, 2, 'and then sees only the committed value');
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+
+    const pool = createDb(postgres.url, { maxConnections: 8 });
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 120 }, async (_, i) => (await sql<{ i: number; t: string }>`select ${i}::int as i, ${`t${i}`}::text as t`.execute(pool)).rows[0]),
+      );
+      assert.deepEqual(answers, Array.from({ length: 120 }, (_, i) => ({ i, t: `t${i}` })));
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('keeps its data across a restart', async function () {
+    const user = await world.db.selectFrom('users').select('id').where('login', '=', 'kg-owner').executeTakeFirstOrThrow();
+    const project = await world.db.selectFrom('projects').select('id').where('created_by', '=', user.id).executeTakeFirstOrThrow();
+    await world.close();
+    await postgres.stop();
+
+    postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, 'postgres') });
+    world = await buildWorld();
+    assert.deepEqual(await migrateToLatest(world.db, MIGRATIONS_DIR), [], 'the migrations are remembered');
+    assert.deepEqual((await world.kg.search(project.id, 'kubernetes', { limit: 10 })).map((h) => h.name), ['kubernetes', 'docker']);
+    const { rows } = await sql<{ n: number; events: number }>`select (select n from turn_check where id = 1) as n, (select count(*)::int from task_events) as events`.execute(world.db);
+    assert.deepEqual(rows, [{ n: 2, events: 40 }]);
+  });
+});
