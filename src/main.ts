@@ -77,7 +77,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     server,
     stop: async () => {
       // SSE streams stay open until their task ends: closing the feed ends them, then idle sockets go.
-      await world.feed.close();
+      await Promise.all([world.feed.close(), world.runFeed.close()]);
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

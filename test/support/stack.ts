@@ -160,7 +160,7 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
         await workerRun;
         await workerConnection?.close();
       }
-      await world.feed.close();
+      await Promise.all([world.feed.close(), world.runFeed.close()]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await world.close();
