@@ -28,6 +28,30 @@ export function taskEventChannel(channelPrefix: string, taskId: string): string 
   return `${channelPrefix}task-events:${taskId}`;
 }
 
+/**
+ * Publishes committed events of one log on its channel: best effort (followers also read the log), bounded in time, in
+ * order on one connection. Task events and agent run events both go out this way.
+ */
+export async function publishLoggedEvents<E extends { seq: number; type: string }>(
+  publisher: MessagePublisher,
+  channel: string,
+  written: E[],
+  opts: { timeoutMs: number; onPublished?: (type: string) => void; onError?: (err: unknown, event: E) => void },
+): Promise<void> {
+  await Promise.all(
+    written.map((event) =>
+      bestEffort(
+        'event publish',
+        async () => {
+          await publisher.publish(channel, JSON.stringify(event));
+          opts.onPublished?.(event.type);
+        },
+        { timeoutMs: opts.timeoutMs, onError: (err) => opts.onError?.(err, event) },
+      ),
+    ),
+  );
+}
+
 // Repository: the only SQL for task events.
 
 /**
@@ -130,19 +154,7 @@ export function createTaskEvents(deps: {
    * that is away must not hold it either. Sent together, in order, on one connection.
    */
   async function publish(taskId: string, written: TaskEvent[]): Promise<void> {
-    const channel = taskEventChannel(prefix, taskId);
-    await Promise.all(
-      written.map((event) =>
-        bestEffort(
-          'event publish',
-          async () => {
-            await publisher.publish(channel, JSON.stringify(event));
-            deps.onPublished?.(event.type);
-          },
-          { timeoutMs: publishTimeoutMs, onError: (err) => deps.onPublishError?.(err, event) },
-        ),
-      ),
-    );
+    await publishLoggedEvents(publisher, taskEventChannel(prefix, taskId), written, { timeoutMs: publishTimeoutMs, onPublished: deps.onPublished, onError: deps.onPublishError });
   }
 
   return {
@@ -179,10 +191,17 @@ export function createTaskEvents(deps: {
 
     /**
      * The task's state and the events describing the change, as appendAll with an updateTaskState would write them,
-     * in one statement instead of a transaction of 3 + 2 per event: the path every workflow transition takes.
+     * in one statement instead of a transaction of 3 + 2 per event: the path every workflow transition takes. With
+     * `alsoInTransaction` (a hook that may write beside it), that statement and the hook share one transaction.
      */
-    async appendTransition(taskId: string, events: NewEvent[], state: TaskStateColumns): Promise<TaskEvent[]> {
-      const written = await updateStateWithEvents(db, taskId, events, state);
+    async appendTransition(taskId: string, events: NewEvent[], state: TaskStateColumns, alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]> {
+      const written = alsoInTransaction
+        ? await db.transaction().execute(async (trx) => {
+            const rows = await updateStateWithEvents(trx, taskId, events, state);
+            if (rows) await alsoInTransaction(trx);
+            return rows;
+          })
+        : await updateStateWithEvents(db, taskId, events, state);
       if (!written) throw new TaskNotFoundError(taskId);
       await publish(taskId, written);
       return written;

@@ -63,7 +63,7 @@ interface Deps {
     append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent>;
     appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
     appendWhen(taskId: string, events: NewEvent[], change: (trx: Db) => Promise<boolean>): Promise<TaskEvent[] | undefined>;
-    appendTransition(taskId: string, events: NewEvent[], state: TaskStateColumns): Promise<TaskEvent[]>;
+    appendTransition(taskId: string, events: NewEvent[], state: TaskStateColumns, alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
     list(taskId: string, afterSeq: number, limit?: number): Promise<TaskEvent[]>;
   };
   results: { describe(taskId: string): Promise<ResultView | undefined> };
@@ -78,6 +78,11 @@ interface Deps {
   scopes?: CallerScopes;
   /** The trail of consent decisions, cancellations and retries. */
   recordAudit?: RecordAudit;
+  /**
+   * Hears every recorded transition inside its transaction (e.g. to log it on the agent run that started the task);
+   * what it returns runs once the transaction committed.
+   */
+  onTransition?: (trx: Db, transition: { taskId: string; before: TaskStatus; state: TaskState }) => Promise<(() => Promise<void>) | void>;
 }
 
 const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
@@ -292,13 +297,19 @@ export function createTaskService(deps: Deps) {
       // A worker that died after this write committed replays it: the same transition is not logged twice.
       const status = events.at(-1)!;
       if (row.lastType === 'status' && sameJson(row.lastData, status.data) && sameJson(row.attempts, state.attempts)) return;
-      await deps.events.appendTransition(taskId, events, {
-        status: state.status,
-        target: state.target ?? null,
-        attempts: state.attempts,
-        error: state.error ? { ...state.error } : null,
-        finished,
-      });
+      const columns = { status: state.status, target: state.target ?? null, attempts: state.attempts, error: state.error ? { ...state.error } : null, finished };
+      const hook = deps.onTransition;
+      let afterCommit: (() => Promise<void>) | void = undefined;
+      await deps.events.appendTransition(
+        taskId,
+        events,
+        columns,
+        hook &&
+          (async (trx) => {
+            afterCommit = await hook(trx, { taskId, before: row.status as TaskStatus, state });
+          }),
+      );
+      await (afterCommit as (() => Promise<void>) | void)?.();
       if (finished) deps.onFinished?.(state.status);
     },
 

@@ -24,10 +24,20 @@ export interface ApiResponse<T = any> {
 }
 
 /**
+ * A test run without Redis: TEST_IN_PROCESS_REDIS=1 makes every stack keep what Redis would in its own process (as
+ * `npm start` does without REDIS_URL). Tests that look inside Redis (world.redis) do not belong in such a run.
+ */
+export function inProcessRedisByDefault(): boolean {
+  return /^(1|true|yes)$/i.test(process.env.TEST_IN_PROCESS_REDIS ?? '');
+}
+
+/**
  * The whole system for one test file: a fresh database, its own Redis prefix and task queue on the shared Temporal
  * dev server, an in-process worker and the API on a free port — built with the same createWorld as `npm start`.
+ * `inProcessRedis` (default: TEST_IN_PROCESS_REDIS) leaves REDIS_URL unset: no Redis at all, one process's memory.
  */
-export async function startStack(opts: { env?: Record<string, string>; worker?: boolean; maxConcurrentActivities?: number } = {}) {
+export async function startStack(opts: { env?: Record<string, string>; worker?: boolean; maxConcurrentActivities?: number; inProcessRedis?: boolean } = {}) {
+  const inProcessRedis = opts.inProcessRedis ?? inProcessRedisByDefault();
   const temporal = await sharedTemporal();
   const testDb: TestDb = await createTestDb('e2e');
   const resultsDir = await mkdtemp(path.join(os.tmpdir(), 'orch-results-'));
@@ -35,7 +45,8 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
   const tag = randomBytes(4).toString('hex');
   const env: Record<string, string> = {
     DATABASE_URL: testDb.url,
-    REDIS_URL: REDIS_TEST_URL,
+    // Empty counts as unset: the world then keeps caches, slots, limits and live events in memory.
+    REDIS_URL: inProcessRedis ? '' : REDIS_TEST_URL,
     REDIS_PREFIX: `test:${tag}:`,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
@@ -149,7 +160,7 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
         await workerRun;
         await workerConnection?.close();
       }
-      await world.feed.close();
+      await Promise.all([world.feed.close(), world.runFeed.close()]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await world.close();
