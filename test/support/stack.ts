@@ -14,6 +14,7 @@ import { freePort } from '../../src/lib/free-port.ts';
 import { createLogger } from '../../src/lib/logger.ts';
 import { createTaskWorker } from '../../src/temporal/worker.ts';
 import { sharedTemporal } from './shared-temporal.ts';
+import { createEmbeddedTestDb, EMBEDDED_TEST_STORES } from './embedded-test-db.ts';
 import { createTestDb, REDIS_TEST_URL, type TestDb } from './test-db.ts';
 
 export interface ApiResponse<T = any> {
@@ -28,14 +29,17 @@ export interface ApiResponse<T = any> {
  * dev server, an in-process worker and the API on a free port — built with the same createWorld as `npm start`.
  */
 export async function startStack(opts: { env?: Record<string, string>; worker?: boolean; maxConcurrentActivities?: number } = {}) {
-  const temporal = await sharedTemporal();
-  const testDb: TestDb = await createTestDb('e2e');
+  const [temporal, testDb]: [Awaited<ReturnType<typeof sharedTemporal>>, TestDb] = await Promise.all([
+    sharedTemporal(),
+    EMBEDDED_TEST_STORES ? createEmbeddedTestDb() : createTestDb('e2e'),
+  ]);
   const resultsDir = await mkdtemp(path.join(os.tmpdir(), 'orch-results-'));
   const port = await freePort();
   const tag = randomBytes(4).toString('hex');
   const env: Record<string, string> = {
     DATABASE_URL: testDb.url,
-    REDIS_URL: REDIS_TEST_URL,
+    // Unset in the embedded pass: caches, slots, limits and the event feed then live in this process.
+    ...(EMBEDDED_TEST_STORES ? {} : { REDIS_URL: REDIS_TEST_URL }),
     REDIS_PREFIX: `test:${tag}:`,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
@@ -73,6 +77,10 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
   });
   const log = createLogger({ level: config.logLevel, name: 'test', destination: sink });
   const world: World = await createWorld(config, { log, metricsRegistry: new Registry() });
+  if (EMBEDDED_TEST_STORES && world.storesMode !== 'in process') {
+    await world.close();
+    throw new Error(`the embedded test pass must not reach Redis, but the stores are in ${world.storesMode}`);
+  }
 
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
