@@ -20,7 +20,7 @@ import { createAuditRecorder, createCallerScopes } from './core/caller-scope.ts'
 import { builtInStepKinds } from './core/agent-step-kinds.ts';
 import { kgUpsertStepKind } from './core/kg-upsert-step-kind.ts';
 import { createAgentService } from './core/agents.ts';
-import { createAgentRunService } from './core/agent-runs.ts';
+import { createAgentRunService, runEventLog, stepConsentEvents, type RunEvent } from './core/agent-runs.ts';
 import { createAgentActivities } from '../activities/agent-runs.ts';
 import { createTemporalAgentRunRunner } from './temporal/agent-run-runner.ts';
 import { createProjectService } from './core/projects.ts';
@@ -30,7 +30,7 @@ import { createSpaceBindings, SpaceBindingUnusableError, tokenTransportAllowed }
 import { providerToken } from './core/identities.ts';
 import { createActingAs } from './core/acting-as.ts';
 import { createTaskEventFeed } from './core/task-event-feed.ts';
-import { createTaskEvents } from './core/task-events.ts';
+import { createTaskEvents, publishLoggedEvents } from './core/task-events.ts';
 import { createTaskReconciler } from './core/task-reconciler.ts';
 import { createTaskService } from './core/tasks.ts';
 import { countActiveTasksByStatus } from './core/tasks-repository.ts';
@@ -165,6 +165,18 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     },
   });
   const feed = createTaskEventFeed({ events, subscriber: stores.subscriber, channelPrefix: prefix });
+  // Agent run logs are followed the same way, on their own channels, over the same subscriber connection.
+  const runEventChannel = (runId: string) => `${prefix}agent-run-events:${runId}`;
+  const runFeed = createTaskEventFeed({ events: runEventLog(db), subscriber: stores.subscriber, channelFor: runEventChannel });
+  const publishRunEvents = (runId: string, written: RunEvent[]) =>
+    publishLoggedEvents(stores.publisher, runEventChannel(runId), written, {
+      timeoutMs: 1000,
+      onPublished: (type) => metrics.eventsPublished.inc({ type: `run_${type}` }),
+      onError: (err, e) => {
+        metrics.bestEffortFailures.inc({ op: 'event_publish' });
+        log.warn({ err: (err as Error).message, runId, seq: e.seq }, 'run event publish failed; followers will catch up from the log');
+      },
+    });
   const runnerPolicy = {
     consentTimeoutMs: config.task.consentTimeoutMs,
     retryInitialMs: config.task.retryInitialMs,
@@ -201,6 +213,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     scopes,
     recordAudit,
     limits,
+    onTransition: stepConsentEvents({ publishRunEvents }),
     onFinished: (status) => metrics.tasksTotal.inc({ outcome: status }),
     onStartFailed: (taskId, err) => log.warn({ taskId, err: (err as Error).message }, 'task stored but its workflow did not start; the reconciler will start it'),
   });
@@ -268,6 +281,9 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     taskConsent: tasks,
     runner: createTemporalAgentRunRunner({ client, taskQueue: config.temporal.taskQueue, policy: runnerPolicy, maxParallel: config.agentMaxParallel }),
     validateInput: (schema, input) => argumentValidator.check('agent input', [schema], input as Record<string, unknown>),
+    runEventFeed: runFeed,
+    limits,
+    publishRunEvents,
   });
   const activities = {
     ...createAgentActivities({ agentRuns }),
@@ -324,6 +340,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     results,
     events,
     feed,
+    runFeed,
     tasks,
     agents,
     agentRuns,
@@ -344,7 +361,7 @@ export async function createWorld(config: Config, opts: { log: Logger; metricsRe
     async close() {
       await reconciler.stop();
       await sessions?.close();
-      await feed.close();
+      await Promise.all([feed.close(), runFeed.close()]);
       await connection.close();
       stores.close();
       await db.destroy();

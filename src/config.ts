@@ -55,7 +55,8 @@ const schema = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** Unset: `dev` runs an embedded Postgres in DATA_DIR/postgres; every other server command needs a URL. */
   DATABASE_URL: z.string().url().optional(),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  // Unset: caches, slots, limits and the live event feed live in the one process (`dev` only; see requireSharedRedis).
+  REDIS_URL: z.string().url().optional(),
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TASK_QUEUE: z.string().default('orchestrator-tasks'),
@@ -135,7 +136,8 @@ export type Config = Readonly<{
   port: number;
   host: string;
   databaseUrl: string;
-  redisUrl: string;
+  /** Absent: everything Redis would keep stays in this process's memory. */
+  redisUrl?: string;
   redisPrefix: string;
   temporal: Readonly<{ address: string; namespace: string; taskQueue: string; uiPort: number }>;
   jwt: Readonly<{ secret?: string; jwksUrl?: string; issuer: string; audience: string; ttlSeconds: number; signingKeysJson?: string }>;
@@ -216,6 +218,17 @@ export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
+}
+
+/**
+ * Separate `api` and `worker` processes must share dispatch slots, limits and the live event feed: without Redis each
+ * would keep its own (a cap per process instead of one, events that never reach the API's streams).
+ */
+export function requireSharedRedis(config: Config, command: string): void {
+  if (config.redisUrl) return;
+  throw new ConfigError([
+    `REDIS_URL: \`${command}\` needs a Redis shared by every API and worker process (slots, limits and live events live there); only \`dev\`, one process, runs without it`,
+  ]);
 }
 
 /** Empty strings count as unset, so `FOO=` in a .env file falls back to the default. */

@@ -10,7 +10,7 @@ import { Registry as MetricsRegistry } from 'prom-client';
 import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts.ts';
 import { createApp } from './api/app.ts';
 import { createWorld, PROJECT_ROOT, type World } from './compose.ts';
-import { ConfigError, databaseUrlGiven, loadConfig, loadLogSettings, temporalCliDownload, type Config } from './config.ts';
+import { ConfigError, databaseUrlGiven, loadConfig, loadLogSettings, requireSharedRedis, temporalCliDownload, type Config } from './config.ts';
 import { createConfiguredTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
@@ -77,7 +77,7 @@ async function startApi(world: World): Promise<{ server: http.Server; stop: Stop
     server,
     stop: async () => {
       // SSE streams stay open until their task ends: closing the feed ends them, then idle sockets go.
-      await world.feed.close();
+      await Promise.all([world.feed.close(), world.runFeed.close()]);
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -285,6 +285,7 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
         `  Temporal         ${temporal.address}   namespace "${config.temporal.namespace}", task queue "${config.temporal.taskQueue}"`,
         `  Temporal state   ${path.join(dataDir, 'temporal.db')}`,
         `  Temporal Web UI  ${temporal.uiUrl ?? '(headless)'}`,
+        `  Redis            ${config.redisUrl ? redisAddress(config.redisUrl) : 'in process: caches, slots, limits and live events in this process only (set REDIS_URL to share them)'}`,
         `  data folder      ${dataDir}   (start over: npm run orchestrator -- reset)`,
         `  MCP targets      public addresses${loopbackAllowed ? ` and loopback ${DEV_LOOPBACK} (dev only; NODE_ENV=production turns it off)` : ''}, plus OUTBOUND_ALLOWLIST`,
         `  get a token      npm run -s orchestrator -- token --login alice`,
@@ -338,6 +339,12 @@ async function rotateKeys(config: Config): Promise<void> {
   } finally {
     await db.destroy();
   }
+}
+
+/** Host and port only: a Redis URL may carry a password. */
+function redisAddress(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}`;
 }
 
 function splitAddress(address: string): [string, number] {
@@ -406,6 +413,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'api': {
       const config = loadConfig(env);
+      requireSharedRedis(config, 'orchestrator api');
       await prepareNamespace(config);
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });
       const api = await startApi(world);
@@ -419,6 +427,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'worker': {
       const config = loadConfig(env);
+      requireSharedRedis(config, 'orchestrator worker');
       await prepareNamespace(config);
       installTemporalRuntime(log, 'WARN');
       const world = await createWorld(config, { log, metricsRegistry: withProcessMetrics() });

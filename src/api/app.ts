@@ -108,8 +108,6 @@ function guardEveryRoute(router: Router<any>, guards: Koa.Middleware[]): void {
 }
 
 /** The stream limit's slot, counted in the open-streams gauge from when it is granted until it is released. */
-/** How often a run's event stream looks for new events: a run's events are seconds apart. */
-const RUN_EVENT_POLL_MS = 250;
 
 function countedStreams(openStream: Limits['openStream'], metrics: Metrics): Limits['openStream'] {
   return async (userId) => {
@@ -157,7 +155,7 @@ export function createApp(deps: AppDeps): OrchestratorApp {
     auditRoutes(deps),
     agentRoutes({ agents: deps.agents }),
     agentRunRoutes({ agentRuns: deps.agentRuns, limitSubmissions: limitPerUser(limits.submission) }),
-    agentRunEventRoutes({ agentRuns: deps.agentRuns, heartbeatMs: deps.sseHeartbeatMs, pollMs: RUN_EVENT_POLL_MS, openStream: countedStreams(limits.openStream, deps.metrics) }),
+    agentRunEventRoutes({ agentRuns: deps.agentRuns, heartbeatMs: deps.sseHeartbeatMs, openStream: countedStreams(limits.openStream, deps.metrics) }),
     knowledgeGraphRoutes(deps),
     knowledgeGraphMcpRoutes(deps),
   ];

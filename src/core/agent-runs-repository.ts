@@ -101,8 +101,8 @@ export interface RunEventRow {
 }
 
 /** Appends events after the run's last seq; call it in the transaction that makes the change they describe. */
-export async function appendRunEvents(db: Db, runId: string, events: Array<{ type: string; data: Record<string, unknown> }>): Promise<void> {
-  if (events.length === 0) return;
+export async function appendRunEvents(db: Db, runId: string, events: Array<{ type: string; data: Record<string, unknown> }>): Promise<RunEventRow[]> {
+  if (events.length === 0) return [];
   // The row lock taken by this update orders concurrent writers of one run's log.
   const { event_seq: last } = await db
     .updateTable('agent_runs')
@@ -111,10 +111,23 @@ export async function appendRunEvents(db: Db, runId: string, events: Array<{ typ
     .returning('event_seq')
     .executeTakeFirstOrThrow();
   const first = last - events.length + 1;
-  await db
+  const rows = await db
     .insertInto('agent_run_events')
     .values(events.map((e, i) => ({ run_id: runId, seq: first + i, type: e.type, data: JSON.stringify(e.data) })))
+    .returning(['seq', 'type', 'data', 'created_at'])
     .execute();
+  return (rows as RunEventRow[]).sort((a, b) => a.seq - b.seq);
+}
+
+/** The seq of the run's last event; undefined when there is no such run. */
+export async function findRunEventSeq(db: Db, runId: string): Promise<number | undefined> {
+  const row = await db.selectFrom('agent_runs').select('event_seq').where('id', '=', runId).executeTakeFirst();
+  return row?.event_seq;
+}
+
+/** The step item a task was started for, if a run started it. */
+export async function findStepOfTask(db: Db, taskId: string): Promise<{ run_id: string; step_id: string; item: number } | undefined> {
+  return db.selectFrom('agent_run_steps').select(['run_id', 'step_id', 'item']).where('task_id', '=', taskId).executeTakeFirst();
 }
 
 export async function listRunEvents(db: Db, runId: string, after: number, limit: number): Promise<RunEventRow[]> {

@@ -10,8 +10,9 @@ import type { AgentService } from './agents.ts';
 import { ConflictError, DomainError, InvalidRequestError, NotFoundError } from './errors.ts';
 import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
+import { LimitExceededError, type Limits } from './limits.ts';
 import type { NewEvent, TaskEvent } from './task-events.ts';
-import type { ConsentDecision } from './task-model.ts';
+import type { ConsentDecision, TaskState, TaskStatus } from './task-model.ts';
 import { NotAwaitingConsentError } from './tasks.ts';
 import * as repo from './agent-runs-repository.ts';
 import * as tasksRepo from './tasks-repository.ts';
@@ -39,6 +40,60 @@ export interface RunEvent {
   type: string;
   data: Record<string, unknown>;
   createdAt: string;
+}
+
+/** Followers of run logs: the task event feed over the run event log (see compose). */
+export interface RunEventFeed {
+  follow(runId: string, afterSeq: number, onEvent: (e: RunEvent) => Promise<void>, signal: AbortSignal, options: { isTerminal: (e: RunEvent) => boolean }): Promise<void>;
+}
+
+export const isTerminalRunEvent = (e: { type: string; data: Record<string, unknown> }): boolean =>
+  e.type === 'status' && (TERMINAL_RUN_STATUSES as readonly unknown[]).includes(e.data.status);
+
+export class AgentRunNotFoundError extends DomainError {
+  constructor(runId: string) {
+    super('AgentRunNotFound', `agent run "${runId}" was not found`);
+  }
+}
+
+/** A run's log as the event feed reads it (the same shape as a task's). */
+export function runEventLog(db: Db) {
+  return {
+    async list(runId: string, afterSeq: number, limit = 500) {
+      const rows = await repo.listRunEvents(db, runId, afterSeq, limit);
+      return rows.map((e) => ({ taskId: runId, seq: e.seq, type: e.type, data: e.data, createdAt: e.created_at.toISOString() }));
+    },
+    async lastSeq(runId: string): Promise<number> {
+      const seq = await repo.findRunEventSeq(db, runId);
+      if (seq === undefined) throw new AgentRunNotFoundError(runId);
+      return seq;
+    },
+  };
+}
+
+const toRunEvent = (e: repo.RunEventRow): RunEvent => ({ seq: e.seq, type: e.type, data: e.data, createdAt: e.created_at.toISOString() });
+
+/**
+ * A step task's consent wait, on its run's log: `step.awaiting_consent` when the wait starts (the step, its task, the
+ * target it would run on, the deadline) and `step.consent` when a decision ends it (granted, denied or expired). Called
+ * in the transaction that records the task's transition (TaskService onTransition); publishes once it committed.
+ */
+export function stepConsentEvents(deps: { publishRunEvents?: (runId: string, events: RunEvent[]) => Promise<void> }) {
+  return async (trx: Db, t: { taskId: string; before: TaskStatus; state: TaskState }): Promise<(() => Promise<void>) | void> => {
+    const waits = t.state.status === 'awaiting_consent' && t.before !== 'awaiting_consent';
+    const decided = t.before === 'awaiting_consent' && t.state.status !== 'awaiting_consent' && ['granted', 'denied', 'expired'].includes(t.state.consent);
+    if (!waits && !decided) return;
+    const step = await repo.findStepOfTask(trx, t.taskId);
+    if (!step) return;
+    const at = { step: step.step_id, ...(step.item >= 0 ? { item: step.item } : {}), taskId: t.taskId };
+    const event = waits
+      ? { type: 'step.awaiting_consent', data: { ...at, ...(t.state.target ? { target: { ...t.state.target } } : {}), ...(t.state.consentDeadline ? { consentDeadline: t.state.consentDeadline } : {}) } }
+      : { type: 'step.consent', data: { ...at, consent: t.state.consent, ...(t.state.target ? { target: { ...t.state.target } } : {}) } };
+    const written = await repo.appendRunEvents(trx, step.run_id, [event]);
+    return async () => {
+      await deps.publishRunEvents?.(step.run_id, written.map(toRunEvent));
+    };
+  };
 }
 
 export interface AgentRunView {
@@ -109,12 +164,29 @@ export function createAgentRunService(deps: {
   /** The task consent path: a decision given to a run goes to each of its step tasks that awaits one. */
   taskConsent: { decideConsent(userId: string, taskId: string, decision: ConsentDecision): Promise<unknown> };
   validateInput?: (schema: Record<string, unknown>, input: unknown) => Array<{ path: string; message: string }>;
+  /** The project's active-task limit: a step's task counts like any other (undefined quota: limits are off). */
+  limits?: Pick<Limits, 'activeTasksQuota' | 'activeTasks'>;
+  /** Tells followers of the run about events once they are committed (best effort: followers also read the log). */
+  publishRunEvents?: (runId: string, events: RunEvent[]) => Promise<void>;
+  /** Follows a run's log live (pushed by publishRunEvents, the log in Postgres the source of truth). */
+  runEventFeed: RunEventFeed;
 }) {
   const { db } = deps;
+  const publish = async (runId: string, written: repo.RunEventRow[]) => {
+    if (written.length > 0) await deps.publishRunEvents?.(runId, written.map(toRunEvent));
+  };
+  /** Appends run events in a transaction with the change they describe (`change`), and publishes them once committed. */
+  async function logged(runId: string, events: Array<{ type: string; data: Record<string, unknown> }>, change: (trx: Db) => Promise<void>): Promise<void> {
+    const written = await db.transaction().execute(async (trx) => {
+      await change(trx);
+      return repo.appendRunEvents(trx, runId, events);
+    });
+    await publish(runId, written);
+  }
 
   async function load(runId: string): Promise<repo.AgentRunRow> {
     const row = await repo.findRun(db, runId);
-    if (!row) throw new DomainError('AgentRunNotFound', `agent run "${runId}" was not found`);
+    if (!row) throw new AgentRunNotFoundError(runId);
     return row;
   }
   const definitionOf = (row: repo.AgentRunRow) => row.definition as unknown as AgentDefinition;
@@ -165,10 +237,9 @@ export function createAgentRunService(deps: {
   }
 
   async function setStepState(row: repo.AgentRunRow, stepId: string, state: { status: AgentStepStatus; items?: number }): Promise<void> {
-    await db.transaction().execute(async (trx) => {
+    await logged(row.id, [{ type: 'step', data: { step: stepId, ...state } }], async (trx) => {
       const current = (await repo.findRun(trx, row.id))!.step_states;
       await repo.updateRun(trx, row.id, { stepStates: { ...current, [stepId]: state } });
-      await repo.appendRunEvents(trx, row.id, [{ type: 'step', data: { step: stepId, ...state } }]);
     });
   }
 
@@ -224,11 +295,11 @@ export function createAgentRunService(deps: {
       const requestHash = createHash('sha256').update(canonical({ projectId, agentName, input })).digest('hex');
       const id = opts.idempotencyKey ? uuidFrom(`agent-run\0${userId}\0${opts.idempotencyKey}`) : randomUUID();
       const workflowId = `agent-run-${id}`;
-      const created = await db.transaction().execute(async (trx) => {
+      const { created, written } = await db.transaction().execute(async (trx) => {
         const inserted = await repo.insertRun(trx, { id, projectId, agentId: agent.id, agentName, agentVersion: agent.version, definition: agent.definition, input, userId, idempotencyKey: opts.idempotencyKey, requestHash, workflowId });
-        if (inserted) await repo.appendRunEvents(trx, id, [{ type: 'status', data: { status: 'queued', agent: agentName, version: agent.version } }]);
-        return inserted;
+        return { created: inserted, written: inserted ? await repo.appendRunEvents(trx, id, [{ type: 'status', data: { status: 'queued', agent: agentName, version: agent.version } }]) : [] };
       });
+      await publish(id, written);
       const row = (await repo.findRun(db, id))!;
       if (!created && row.request_hash !== requestHash) throw new ConflictError('IdempotencyKeyReused', 'this Idempotency-Key was already used with a different request body');
       await deps.runner.start({ runId: id, workflowId, projectId, agentName });
@@ -275,47 +346,18 @@ export function createAgentRunService(deps: {
     },
 
     /**
-     * The run's events after `after`, then until the terminal status event, polling the log every `pollMs`
-     * (a run's events are few and seconds apart; its steps' fine-grained events are on each task's own stream).
+     * The run's events after `after`, exactly once and in order, live until the terminal status event (a run's events are
+     * few; its steps' fine-grained events are on each task's own stream).
      */
-    async followEvents(runId: string, after: number, onEvent: (e: RunEvent) => Promise<void>, signal: AbortSignal, pollMs: number): Promise<void> {
-      let seq = after;
-      while (!signal.aborted) {
-        const page = await repo.listRunEvents(db, runId, seq, 200);
-        for (const e of page) {
-          if (signal.aborted) return;
-          await onEvent({ seq: e.seq, type: e.type, data: e.data, createdAt: e.created_at.toISOString() });
-          seq = e.seq;
-          if (e.type === 'status' && (TERMINAL_RUN_STATUSES as readonly unknown[]).includes(e.data.status)) return;
-        }
-        if (page.length === 200) continue;
-        const row = await load(runId);
-        // Finished, and the log read to its end (a Last-Event-ID past the terminal event replays nothing).
-        if ((TERMINAL_RUN_STATUSES as readonly string[]).includes(row.status) && page.length === 0) return;
-        await new Promise<void>((resolve) => {
-          const onAbort = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-          const timer = setTimeout(() => {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          }, pollMs);
-          signal.addEventListener('abort', onAbort, { once: true });
-        });
-      }
+    async followEvents(runId: string, after: number, onEvent: (e: RunEvent) => Promise<void>, signal: AbortSignal): Promise<void> {
+      await deps.runEventFeed.follow(runId, after, onEvent, signal, { isTerminal: isTerminalRunEvent });
     },
 
     // What the run's workflow does, through its activities.
 
     async beginRun(runId: string): Promise<RunPlan> {
       const row = await load(runId);
-      if (row.status === 'queued') {
-        await db.transaction().execute(async (trx) => {
-          await repo.updateRun(trx, runId, { status: 'running' });
-          await repo.appendRunEvents(trx, runId, [{ type: 'status', data: { status: 'running' } }]);
-        });
-      }
+      if (row.status === 'queued') await logged(runId, [{ type: 'status', data: { status: 'running' } }], (trx) => repo.updateRun(trx, runId, { status: 'running' }));
       return { steps: planOf(row) };
     },
 
@@ -323,12 +365,28 @@ export function createAgentRunService(deps: {
       return (await itemsOf(await load(runId), stepId)).length;
     },
 
-    /** Creates the step item's task (idempotent: the same run, step and item always make the same task). */
-    async prepareStep(runId: string, stepId: string, item: number): Promise<PreparedStep> {
+    /**
+     * Creates the step item's task (idempotent: the same run, step and item always make the same task). The task counts
+     * toward the project's active-task limit: at the limit this throws LimitExceededError (TooManyActiveTasks), which
+     * the run's workflow retries with backoff, so the step waits for a slot; the first refusal (`firstAttempt`) is
+     * logged on the run as `step.waiting`.
+     */
+    async prepareStep(runId: string, stepId: string, item: number, opts: { firstAttempt?: boolean } = {}): Promise<PreparedStep> {
       const row = await load(runId);
       const step = planOf(row).find((s) => s.id === stepId)!;
       const args = await argumentsFor(row, stepId, item);
       const taskId = uuidFrom(`agent-step\0${runId}\0${stepId}\0${item}`);
+      const quota = deps.limits?.activeTasksQuota;
+      if (quota !== undefined && !(await tasksRepo.findTask(db, taskId))) {
+        // Count, then insert: as for submissions, racing creators can overshoot the limit by as many as run at once.
+        const decision = deps.limits!.activeTasks(await tasksRepo.countActiveTasks(db, row.project_id));
+        if (!decision.allowed) {
+          if (opts.firstAttempt) {
+            await logged(runId, [{ type: 'step.waiting', data: { step: stepId, ...(item >= 0 ? { item } : {}), reason: 'TooManyActiveTasks', activeTasksLimit: quota } }], async () => undefined);
+          }
+          throw new LimitExceededError(decision);
+        }
+      }
       const values = {
         id: taskId,
         project_id: row.project_id,
@@ -347,14 +405,16 @@ export function createAgentRunService(deps: {
         // The run's workflow starts it (durably): the reconciler must never start it on its own.
         workflow_started_at: new Date(),
       };
+      let written: repo.RunEventRow[] = [];
       await deps.taskEvents.appendWhen(taskId, [{ type: 'status', data: { status: 'queued', agentRun: runId, step: stepId } }], async (trx) => {
         const inserted = await tasksRepo.insertTask(trx, values);
         if (inserted) {
           await repo.upsertStepRow(trx, { runId, stepId, item, taskId, status: 'started' });
-          await repo.appendRunEvents(trx, runId, [{ type: 'step', data: { step: stepId, ...(item >= 0 ? { item } : {}), status: 'started', taskId } }]);
+          written = await repo.appendRunEvents(trx, runId, [{ type: 'step', data: { step: stepId, ...(item >= 0 ? { item } : {}), status: 'started', taskId } }]);
         }
         return inserted;
       });
+      await publish(runId, written);
       return { taskId, workflowId: values.workflow_id, tool: step.tool!, heavy: step.heavy, consentToOracle: step.consentToOracle };
     },
 
@@ -387,10 +447,7 @@ export function createAgentRunService(deps: {
       }
       // The terminal status event is the last of the log: followers stop after it.
       events.push({ type: 'status', data: { status, ...(error ? { error: { ...error } } : {}) } });
-      await db.transaction().execute(async (trx) => {
-        await repo.updateRun(trx, runId, { status, stepStates: states, error: error ? { ...error } : null, finished: true });
-        await repo.appendRunEvents(trx, runId, events);
-      });
+      await logged(runId, events, (trx) => repo.updateRun(trx, runId, { status, stepStates: states, error: error ? { ...error } : null, finished: true }));
     },
   };
 }

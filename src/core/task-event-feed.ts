@@ -23,8 +23,14 @@ interface ChannelEntry {
   op: Promise<void>;
 }
 
+/**
+ * Follows ordered logs kept in Postgres (a task's events; with `channelFor`, any log of the same shape, such as an agent
+ * run's), live from pub/sub with the log as the source of truth.
+ */
 export function createTaskEventFeed(deps: {
-  events: TaskEvents;
+  events: Pick<TaskEvents, 'list' | 'lastSeq'>;
+  /** The channel a log's new events are published on (default: the task event channel). */
+  channelFor?: (id: string) => string;
   /** A dedicated Redis connection (it enters subscriber mode), or an in-process subscriber. The caller owns it and closes it. */
   subscriber: MessageSubscriber;
   channelPrefix?: string;
@@ -37,7 +43,8 @@ export function createTaskEventFeed(deps: {
 }) {
   const { events, subscriber } = deps;
   const prefix = deps.channelPrefix ?? '';
-  const channelStart = taskEventChannel(prefix, '');
+  const channelFor = deps.channelFor ?? ((id: string) => taskEventChannel(prefix, id));
+  const channelStart = channelFor('');
   const pollMs = deps.pollIntervalMs ?? 5000;
   const pageSize = deps.pageSize ?? 500;
   const subscribeTimeoutMs = deps.subscribeTimeoutMs ?? 2000;
@@ -120,7 +127,7 @@ export function createTaskEventFeed(deps: {
       if (closed) throw new Error('the task event feed is closed');
       if (signal.aborted) return;
       const isTerminal = options.isTerminal ?? deps.isTerminal ?? isTerminalStatusEvent;
-      const channel = taskEventChannel(prefix, taskId);
+      const channel = channelFor(taskId);
       const stop = new AbortController();
       const pending: TaskEvent[] = [];
       let wake: (() => void) | undefined;

@@ -27,6 +27,30 @@ export function taskEventChannel(channelPrefix: string, taskId: string): string 
   return `${channelPrefix}task-events:${taskId}`;
 }
 
+/**
+ * Publishes committed events of one log on its channel: best effort (followers also read the log), bounded in time, in
+ * order on one connection. Task events and agent run events both go out this way.
+ */
+export async function publishLoggedEvents<E extends { seq: number; type: string }>(
+  publisher: MessagePublisher,
+  channel: string,
+  written: E[],
+  opts: { timeoutMs: number; onPublished?: (type: string) => void; onError?: (err: unknown, event: E) => void },
+): Promise<void> {
+  await Promise.all(
+    written.map((event) =>
+      bestEffort(
+        'event publish',
+        async () => {
+          await publisher.publish(channel, JSON.stringify(event));
+          opts.onPublished?.(event.type);
+        },
+        { timeoutMs: opts.timeoutMs, onError: (err) => opts.onError?.(err, event) },
+      ),
+    ),
+  );
+}
+
 // Repository: the only SQL for task events.
 
 /**
@@ -91,19 +115,7 @@ export function createTaskEvents(deps: {
    * that is away must not hold it either. Sent together, in order, on one connection.
    */
   async function publish(taskId: string, written: TaskEvent[]): Promise<void> {
-    const channel = taskEventChannel(prefix, taskId);
-    await Promise.all(
-      written.map((event) =>
-        bestEffort(
-          'event publish',
-          async () => {
-            await publisher.publish(channel, JSON.stringify(event));
-            deps.onPublished?.(event.type);
-          },
-          { timeoutMs: publishTimeoutMs, onError: (err) => deps.onPublishError?.(err, event) },
-        ),
-      ),
-    );
+    await publishLoggedEvents(publisher, taskEventChannel(prefix, taskId), written, { timeoutMs: publishTimeoutMs, onPublished: deps.onPublished, onError: deps.onPublishError });
   }
 
   return {

@@ -77,6 +77,11 @@ interface Deps {
   scopes?: CallerScopes;
   /** The trail of consent decisions, cancellations and retries. */
   recordAudit?: RecordAudit;
+  /**
+   * Hears every recorded transition inside its transaction (e.g. to log it on the agent run that started the task);
+   * what it returns runs once the transaction committed.
+   */
+  onTransition?: (trx: Db, transition: { taskId: string; before: TaskStatus; state: TaskState }) => Promise<(() => Promise<void>) | void>;
 }
 
 const isTerminal = (s: string) => (TERMINAL_STATUSES as readonly string[]).includes(s);
@@ -291,15 +296,18 @@ export function createTaskService(deps: Deps) {
       const [last] = row.event_seq > 0 ? await deps.events.list(taskId, row.event_seq - 1, 1) : [];
       const status = events.at(-1)!;
       if (last?.type === 'status' && sameJson(last.data, status.data) && sameJson(row.attempts, state.attempts)) return;
-      await deps.events.appendAll(taskId, events, (trx) =>
-        repo.updateTaskState(trx, taskId, {
+      let afterCommit: (() => Promise<void>) | void = undefined;
+      await deps.events.appendAll(taskId, events, async (trx) => {
+        await repo.updateTaskState(trx, taskId, {
           status: state.status,
           target: state.target ?? null,
           attempts: state.attempts,
           error: state.error ? { ...state.error } : null,
           finished,
-        }),
-      );
+        });
+        afterCommit = await deps.onTransition?.(trx, { taskId, before: row.status as TaskStatus, state });
+      });
+      await (afterCommit as (() => Promise<void>) | void)?.();
       if (finished) deps.onFinished?.(state.status);
     },
 

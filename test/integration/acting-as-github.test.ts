@@ -149,6 +149,18 @@ describe('servers acting as the user with their GitHub token (actsAs)', function
     assert.ok(!stack.logLines.some((l) => l.includes(ada.github) || l.includes(carol.github)), 'no token in the logs');
   });
 
+  it('uses the token from the latest sign-in: a new GitHub token replaces the old one for the next call', async function () {
+    const again = await signInWithGithub(101, 'ada');
+    assert.equal(again.id, ada.id);
+    assert.notEqual(again.github, ada.github);
+    publicServer.resetStats();
+    const done = await finished(ada.token, await submit(ada.token, 'github_login'));
+    assert.equal(done.status, 'succeeded', JSON.stringify(done));
+    const used = new Set(publicServer.seenHeaders().flatMap((h) => (h.authorization ? [h.authorization] : [])));
+    assert.deepEqual([...used], [`Bearer ${again.github}`]);
+    ada = { ...ada, github: again.github };
+  });
+
   it('never lets two users share an MCP session', async function () {
     publicServer.resetStats();
     const ids = await Promise.all([ada, carol, ada, carol].map((u, i) => submit(u.token, 'echo', { text: `call ${i}` })));

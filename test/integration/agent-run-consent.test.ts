@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
+import { readEvents } from '../support/sse-client.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 // A heavy agent step whose Space is down: its task awaits consent, the run shows it, and consent given to the run
@@ -60,6 +61,16 @@ describe('agent runs: a step that needs consent', function () {
     return r.body.id;
   }
 
+  /** The run's consent events, from its SSE stream (it ended), checked against the log in Postgres. */
+  async function consentEvents(id: string): Promise<Array<{ event: string; data: any }>> {
+    const stream = await readEvents(`${stack.url}/v1/agent-runs/${id}/events`, { token: alice, timeoutMs: 30_000 });
+    assert.equal(stream.closedByServer, true);
+    const logged = stream.events.slice(1);
+    const rows = await stack.world.db.selectFrom('agent_run_events').select(['seq', 'type']).where('run_id', '=', id).orderBy('seq').execute();
+    assert.deepEqual(logged.map((e) => [Number(e.id), e.event]), rows.map((r) => [r.seq, r.type]), 'streamed as logged, none missing, none twice');
+    return logged.filter((e) => e.event.startsWith('step.'));
+  }
+
   it('shows awaiting_consent, passes a grant to the step task, then runs on to success', async function () {
     space.mode = 'down';
     const id = await startRun();
@@ -92,6 +103,13 @@ describe('agent runs: a step that needs consent', function () {
     assert.deepEqual(after.target, { kind: 'oracle', server: 'scanner' });
     const again = await stack.api('POST', `/v1/agent-runs/${id}/consent`, { token: alice, body: { grant: true } });
     assert.equal(again.status, 409, again.text);
+
+    const consent = await consentEvents(id);
+    assert.deepEqual(consent.map((e) => e.event), ['step.awaiting_consent', 'step.consent']);
+    assert.deepEqual({ ...consent[0]!.data, seq: undefined, at: undefined, consentDeadline: undefined }, { step: 'scan', taskId: scan.taskId, target: { kind: 'oracle', server: 'scanner' }, seq: undefined, at: undefined, consentDeadline: undefined });
+    assert.ok(Date.parse(consent[0]!.data.consentDeadline) > Date.parse(consent[0]!.data.at), 'the wait names its deadline');
+    assert.equal(consent[1]!.data.step, 'scan');
+    assert.equal(consent[1]!.data.consent, 'granted');
   });
 
   it('a denial fails the step and with it the run, naming the step', async function () {
@@ -104,5 +122,7 @@ describe('agent runs: a step that needs consent', function () {
     assert.equal(done.status, 'failed');
     assert.equal(done.error.step, 'scan');
     assert.equal(done.steps.find((s: any) => s.id === 'say').status, 'skipped');
+    const consent = await consentEvents(id);
+    assert.deepEqual(consent.map((e) => [e.event, e.data.step, e.data.consent]), [['step.awaiting_consent', 'scan', undefined], ['step.consent', 'scan', 'denied']]);
   });
 });

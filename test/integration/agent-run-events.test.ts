@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { REDIS_TEST_URL } from '../support/test-db.ts';
 import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { readEvents } from '../support/sse-client.ts';
 import { startStack, type Stack } from '../support/stack.ts';
@@ -94,5 +96,25 @@ describe('agent runs: the event stream', function () {
     assert.equal(stranger.status, 404);
     const bad = await readEvents(`${stack.url}/v1/agent-runs/${start.body.id}/events`, { token: alice, lastEventId: 'abc' });
     assert.equal(bad.status, 400);
+  });
+
+  it('pushes each event on the run\'s channel once it is committed, in seq order, the same as the log', async function () {
+    // Run ids are fresh UUIDs: a pattern finds this run's channel whatever the stack's prefix.
+    const sub = new Redis(REDIS_TEST_URL);
+    const pushed: Array<{ channel: string; seq: number; type: string }> = [];
+    sub.on('pmessage', (_p, channel, message) => pushed.push({ channel, ...(JSON.parse(message) as { seq: number; type: string }) }));
+    try {
+      await sub.psubscribe('*agent-run-events:*');
+      const start = await stack.api('POST', `/v1/projects/${projectId}/agents/two-steps/runs`, { token: alice, body: { input: {} } });
+      const id = start.body.id;
+      const stream = await readEvents(`${stack.url}/v1/agent-runs/${id}/events`, { token: alice, timeoutMs: 60_000 });
+      assert.equal(stream.closedByServer, true);
+      const rows = await stack.world.db.selectFrom('agent_run_events').select(['seq', 'type']).where('run_id', '=', id).orderBy('seq').execute();
+      const mine = pushed.filter((m) => m.channel.endsWith(`agent-run-events:${id}`));
+      assert.deepEqual(mine.map((m) => [m.seq, m.type]), rows.map((r) => [r.seq, r.type]), 'every logged event was pushed, once, in order');
+      assert.deepEqual(stream.events.slice(1).map((e) => Number(e.id)), rows.map((r) => r.seq));
+    } finally {
+      sub.disconnect();
+    }
   });
 });

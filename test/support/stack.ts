@@ -25,10 +25,20 @@ export interface ApiResponse<T = any> {
 }
 
 /**
+ * A test run without Redis: TEST_IN_PROCESS_REDIS=1 makes every stack keep what Redis would in its own process (as
+ * `npm start` does without REDIS_URL). Tests that look inside Redis (world.redis) do not belong in such a run.
+ */
+export function inProcessRedisByDefault(): boolean {
+  return /^(1|true|yes)$/i.test(process.env.TEST_IN_PROCESS_REDIS ?? '');
+}
+
+/**
  * The whole system for one test file: a fresh database, its own Redis prefix and task queue on the shared Temporal
  * dev server, an in-process worker and the API on a free port — built with the same createWorld as `npm start`.
+ * `inProcessRedis` (default: TEST_IN_PROCESS_REDIS) leaves REDIS_URL unset: no Redis at all, one process's memory.
  */
-export async function startStack(opts: { env?: Record<string, string>; worker?: boolean; maxConcurrentActivities?: number } = {}) {
+export async function startStack(opts: { env?: Record<string, string>; worker?: boolean; maxConcurrentActivities?: number; inProcessRedis?: boolean } = {}) {
+  const inProcessRedis = opts.inProcessRedis ?? (inProcessRedisByDefault() || EMBEDDED_TEST_STORES);
   const [temporal, testDb]: [Awaited<ReturnType<typeof sharedTemporal>>, TestDb] = await Promise.all([
     sharedTemporal(),
     EMBEDDED_TEST_STORES ? createEmbeddedTestDb() : createTestDb('e2e'),
@@ -38,8 +48,8 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
   const tag = randomBytes(4).toString('hex');
   const env: Record<string, string> = {
     DATABASE_URL: testDb.url,
-    // Unset in the embedded pass: caches, slots, limits and the event feed then live in this process.
-    ...(EMBEDDED_TEST_STORES ? {} : { REDIS_URL: REDIS_TEST_URL }),
+    // Empty counts as unset: the world then keeps caches, slots, limits and live events in memory.
+    REDIS_URL: inProcessRedis ? '' : REDIS_TEST_URL,
     REDIS_PREFIX: `test:${tag}:`,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
@@ -77,9 +87,9 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
   });
   const log = createLogger({ level: config.logLevel, name: 'test', destination: sink });
   const world: World = await createWorld(config, { log, metricsRegistry: new Registry() });
-  if (EMBEDDED_TEST_STORES && world.storesMode !== 'in process') {
+  if (inProcessRedis && world.storesMode !== 'in process') {
     await world.close();
-    throw new Error(`the embedded test pass must not reach Redis, but the stores are in ${world.storesMode}`);
+    throw new Error(`this stack must not reach Redis, but its stores are in ${world.storesMode}`);
   }
 
   let worker: Worker | undefined;

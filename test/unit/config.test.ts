@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ConfigError, databaseUrlGiven, loadConfig } from '../../src/config.ts';
+import { ConfigError, databaseUrlGiven, loadConfig, requireSharedRedis } from '../../src/config.ts';
 
 const base = { JWT_SECRET: 'x'.repeat(32), ENCRYPTION_KEY: 'a'.repeat(64), DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/orchestrator' };
 
@@ -11,6 +11,20 @@ describe('loadConfig', function () {
     assert.equal(c.temporal.namespace, 'default');
     assert.equal(c.task.consentTimeoutMs, 15 * 60_000);
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.task));
+  });
+
+  it('leaves REDIS_URL unset by default (in process) and requires it for the separate api and worker', function () {
+    const alone = loadConfig(base);
+    assert.equal(alone.redisUrl, undefined);
+    assert.equal(loadConfig({ ...base, REDIS_URL: '' }).redisUrl, undefined, 'empty counts as unset');
+    assert.throws(
+      () => requireSharedRedis(alone, 'orchestrator worker'),
+      (err: unknown) => err instanceof ConfigError && /REDIS_URL: `orchestrator worker` needs a Redis shared/.test(err.message) && err.problems.length === 1,
+    );
+    const shared = loadConfig({ ...base, REDIS_URL: 'redis://127.0.0.1:6379' });
+    assert.equal(shared.redisUrl, 'redis://127.0.0.1:6379');
+    assert.doesNotThrow(() => requireSharedRedis(shared, 'orchestrator api'));
+    assert.throws(() => loadConfig({ ...base, REDIS_URL: 'not a url' }), /REDIS_URL/);
   });
 
   it('parses durations with units and treats empty values as unset', function () {

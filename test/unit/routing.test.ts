@@ -118,4 +118,11 @@ describe('routing rules', function () {
     assert.deepEqual(flags(planRoute(fresh, [seen(false, 10)])), ['space:false', 'oracle:false'], 'seen failing');
     assert.deepEqual(flags(planRoute(req(), [candidate('a', { health: { oracle: { healthy: true, ageMs: 1 } } })])), ['oracle:false'], 'no PROBE_FRESH given');
   });
+
+  it("marks only the oracle of a server acting as the user: a Space gets its own token, never the user's GitHub one", function () {
+    const c = candidate('a', { actsAs: 'github', canRunOnUserSpace: true, fallbackToOracle: true, space: true, heavyTool: true });
+    const plan = planRoute(req(true), [c]);
+    assert.deepEqual(plan.targets.map((t) => `${t.kind}:${t.actsAs ?? '-'}`), ['space:-', 'oracle:github']);
+    assert.deepEqual(planRoute(req(), [candidate('b')]).targets.map((t) => t.actsAs), [undefined], 'an ordinary server acts as no one');
+  });
 });

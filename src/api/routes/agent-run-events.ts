@@ -7,10 +7,10 @@ import type { AppState } from '../authenticate.ts';
 import { parseLastEventId, streamLoggedEvents } from '../sse.ts';
 
 /**
- * SSE for a run, shaped like a task's stream: a `snapshot` (the run, no id), then each logged `status` and `step`
- * event after Last-Event-ID with `id:` = its seq, live, until the run's terminal status event.
+ * SSE for a run, shaped like a task's stream: a `snapshot` (the run, no id), then each logged event after Last-Event-ID
+ * with `id:` = its seq, pushed live by the run event feed, until the run's terminal status event.
  */
-export function agentRunEventRoutes(deps: { agentRuns: AgentRunService; heartbeatMs: number; pollMs: number; openStream: (userId: string) => Promise<StreamSlot> }) {
+export function agentRunEventRoutes(deps: { agentRuns: AgentRunService; heartbeatMs: number; openStream: (userId: string) => Promise<StreamSlot> }) {
   const router = new Router<AppState>({ prefix: '/v1/agent-runs' });
 
   router.get('/:id/events', async (ctx) => {
@@ -23,7 +23,7 @@ export function agentRunEventRoutes(deps: { agentRuns: AgentRunService; heartbea
       slot,
       heartbeatMs: deps.heartbeatMs,
       snapshot: run,
-      follow: (onEvent, signal) => deps.agentRuns.followEvents(run.id, after, onEvent, signal, deps.pollMs),
+      follow: (onEvent, signal) => deps.agentRuns.followEvents(run.id, after, onEvent, signal),
     });
   });
 
@@ -33,7 +33,8 @@ export function agentRunEventRoutes(deps: { agentRuns: AgentRunService; heartbea
 export const agentRunEventOperations: ApiOperation[] = [
   {
     method: 'get', path: '/v1/agent-runs/{id}/events', operationId: 'streamAgentRunEvents', summary: "A run's events as Server-Sent Events", tags: ['agents'], auth: 'bearer',
-    description: 'First a `snapshot` event (the run), then every `status` and `step` event after Last-Event-ID (`id:` is its sequence number), live, until the run ends. Reconnect with Last-Event-ID to resume.',
+    description:
+      'First a `snapshot` event (the run), then every logged event after Last-Event-ID (`id:` is its sequence number), pushed live, until the run ends: `status`, `step`, `step.awaiting_consent` (a step task waits for consent: step, taskId, target, consentDeadline), `step.consent` (the decision: granted, denied or expired) and `step.waiting` (a step held back by the active-task limit). Reconnect with Last-Event-ID to resume with no gap and no duplicate.',
     params: z.object({ id: z.string() }),
     headers: z.object({ 'Last-Event-ID': z.string().regex(/^\d+$/).optional().describe('resume after this event') }),
     query: z.object({ lastEventId: z.string().regex(/^\d+$/).optional().describe('the same, for clients that cannot set headers (EventSource)') }),
