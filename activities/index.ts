@@ -160,31 +160,86 @@ export function createActivities(deps: ActivityDeps) {
 
   const healthScope = (projectId: string, target: RouteTarget) => (target.kind === 'space' ? projectId : undefined);
 
+  async function planRoute(input: { taskId: string; projectId: string; tool: string; heavy: boolean }): Promise<RoutePlan> {
+    const offerings = await deps.registry.offerings(input.tool, input.projectId);
+    const spaces = await deps.bindings.spacesFor(input.projectId, offerings.map((o) => o.server.id));
+    const candidates: RouteCandidate[] = await Promise.all(
+      offerings.map(async (o) => ({
+        server: o.server,
+        tool: o.tool,
+        ...(spaces.has(o.server.id) ? { space: spaces.get(o.server.id)! } : {}),
+        health: {
+          oracle: await deps.health.read(o.server.id, 'oracle'),
+          space: await deps.health.read(o.server.id, 'space', input.projectId),
+        },
+        inFlight: await deps.slots.inFlight(o.server.id),
+      })),
+    );
+    return planRouteRules({ tool: input.tool, heavy: input.heavy, defaultTimeoutMs: settings.toolTimeoutMs, probeFreshMs: settings.probeFreshMs }, candidates);
+  }
+
+  async function recordStatus(input: { taskId: string; state: TaskState; detail?: Record<string, unknown> }): Promise<void> {
+    try {
+      await deps.tasks.recordState(input.taskId, input.state, input.detail);
+    } catch (err) {
+      throw toActivityFailure(err);
+    }
+  }
+
+  async function tryAcquireSlot(input: { taskId: string; target: RouteTarget }): Promise<boolean> {
+    const acquired = await deps.slots.tryAcquire(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency });
+    deps.metrics.slotAttempts.inc({ outcome: acquired ? 'acquired' : 'full' });
+    return acquired;
+  }
+
+  async function releaseSlot(input: { taskId: string; target: RouteTarget }): Promise<void> {
+    await deps.slots.release(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency });
+  }
+
+  /**
+   * The output is already saved: move a staged one to the blob store (Hub failures throw and are retried here,
+   * without running the tool again) or cache an inline one, then mark the task succeeded and publish.
+   */
+  async function storeResult(input: { taskId: string; ref: ResultRef; state: TaskState }): Promise<ResultRef> {
+    try {
+      const ref = await deps.results.publish(input.taskId);
+      if (!ref) throw ApplicationFailure.nonRetryable(`task ${input.taskId} has no saved output`, 'ResultMissing');
+      await deps.tasks.recordSuccess(input.taskId, ref, input.state);
+      return ref;
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      deps.log.warn({ taskId: input.taskId, err: { message: (err as Error).message } }, 'storing the result failed');
+      throw toActivityFailure(err);
+    }
+  }
+
   return {
-    async planRoute(input: { taskId: string; projectId: string; tool: string; heavy: boolean }): Promise<RoutePlan> {
-      const offerings = await deps.registry.offerings(input.tool, input.projectId);
-      const spaces = await deps.bindings.spacesFor(input.projectId, offerings.map((o) => o.server.id));
-      const candidates: RouteCandidate[] = await Promise.all(
-        offerings.map(async (o) => ({
-          server: o.server,
-          tool: o.tool,
-          ...(spaces.has(o.server.id) ? { space: spaces.get(o.server.id)! } : {}),
-          health: {
-            oracle: await deps.health.read(o.server.id, 'oracle'),
-            space: await deps.health.read(o.server.id, 'space', input.projectId),
-          },
-          inFlight: await deps.slots.inFlight(o.server.id),
-        })),
-      );
-      return planRouteRules({ tool: input.tool, heavy: input.heavy, defaultTimeoutMs: settings.toolTimeoutMs, probeFreshMs: settings.probeFreshMs }, candidates);
+    planRoute,
+    recordStatus,
+    tryAcquireSlot,
+    releaseSlot,
+    storeResult,
+
+    // Pairs of the steps above, each run as one local activity: one marker and one activation instead of two. A retry
+    // repeats both halves, and each half is idempotent (the status write skips a transition already logged, a holder
+    // re-enters its own slot, a release of a slot not held does nothing, the result store skips a finished task).
+
+    async recordRoutingAndPlan(input: { taskId: string; projectId: string; tool: string; heavy: boolean; state: TaskState }): Promise<RoutePlan> {
+      await recordStatus({ taskId: input.taskId, state: input.state });
+      return planRoute(input);
     },
 
-    async recordStatus(input: { taskId: string; state: TaskState; detail?: Record<string, unknown> }): Promise<void> {
-      try {
-        await deps.tasks.recordState(input.taskId, input.state, input.detail);
-      } catch (err) {
-        throw toActivityFailure(err);
-      }
+    /** Records `running` only when the slot was taken: a task left waiting stays `queued`. */
+    async acquireSlotAndMarkRunning(input: { taskId: string; target: RouteTarget; state: TaskState; detail?: Record<string, unknown> }): Promise<boolean> {
+      if (!(await tryAcquireSlot(input))) return false;
+      await recordStatus(input);
+      return true;
+    },
+
+    /** The slot is freed first, so a finished task never still holds one. */
+    async releaseSlotAndStoreResult(input: { taskId: string; target: RouteTarget; ref: ResultRef; state: TaskState }): Promise<ResultRef> {
+      await releaseSlot(input);
+      return storeResult(input);
     },
 
     /** Throws (retryably) when the target is unhealthy, so the probe gets the same retries as a dispatch. */
@@ -211,16 +266,6 @@ export function createActivities(deps: ActivityDeps) {
         ctx.log.info('target unhealthy', { server: input.target.serverName, kind: input.target.kind, reason: result.reason, attempt: ctx.info.attempt });
         throw ApplicationFailure.retryable(`${input.target.kind === 'space' ? 'Space' : 'server'} ${input.target.serverName} is unavailable: ${result.reason ?? 'unhealthy'}`, 'TargetUnhealthy');
       }
-    },
-
-    async tryAcquireSlot(input: { taskId: string; target: RouteTarget }): Promise<boolean> {
-      const acquired = await deps.slots.tryAcquire(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency });
-      deps.metrics.slotAttempts.inc({ outcome: acquired ? 'acquired' : 'full' });
-      return acquired;
-    },
-
-    async releaseSlot(input: { taskId: string; target: RouteTarget }): Promise<void> {
-      await deps.slots.release(input.taskId, { serverId: input.target.serverId, serverMax: input.target.maxConcurrency });
     },
 
     /**
@@ -299,23 +344,6 @@ export function createActivities(deps: ActivityDeps) {
         lease.stop();
         deps.metrics.dispatchesInFlight.dec();
         deps.metrics.dispatchDuration.observe({ target_kind: target.kind, outcome }, (performance.now() - started) / 1000);
-      }
-    },
-
-    /**
-     * The output is already saved: move a staged one to the blob store (Hub failures throw and are retried here,
-     * without running the tool again) or cache an inline one, then mark the task succeeded and publish.
-     */
-    async storeResult(input: { taskId: string; ref: ResultRef; state: TaskState }): Promise<ResultRef> {
-      try {
-        const ref = await deps.results.publish(input.taskId);
-        if (!ref) throw ApplicationFailure.nonRetryable(`task ${input.taskId} has no saved output`, 'ResultMissing');
-        await deps.tasks.recordSuccess(input.taskId, ref, input.state);
-        return ref;
-      } catch (err) {
-        if (err instanceof ApplicationFailure) throw err;
-        deps.log.warn({ taskId: input.taskId, err: { message: (err as Error).message } }, 'storing the result failed');
-        throw toActivityFailure(err);
       }
     },
   };

@@ -2,7 +2,7 @@
 // commands and MCP HTTP requests per task, with MCP session reuse on and off. API and worker run in this process (the
 // test stack), so the counters below see both; pg and ioredis are wrapped here, for this script only.
 //
-//   npx tsx bench/breakdown.ts [--tasks 10]
+//   npx tsx bench/breakdown.ts [--tasks 10] [--sessions on|off]   (one setting only: the quick run)
 
 import { parseArgs } from 'node:util';
 import proto from '@temporalio/proto';
@@ -51,9 +51,14 @@ async function measure(sessions: 'on' | 'off', n: number): Promise<string[]> {
     const token = await stack.token('bench');
     const projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'bench' } })).body.id;
     await stack.api('POST', '/v1/mcps', { token, body: { name: 'bench', oracleUrl: oracle.url } });
+    // Wall-clock marks of the last task, to lay beside its history's event times (same machine, same clock).
+    let marks: { posted: number; accepted: number; done: number } = { posted: 0, accepted: 0, done: 0 };
     const run = async () => {
+      const posted = Date.now();
       const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'x' } } });
+      const accepted = Date.now();
       await readEvents(`${stack.url}/v1/tasks/${submit.body.id}/events`, { token, timeoutMs: 30_000 });
+      marks = { posted, accepted, done: Date.now() };
       return submit.body.id as string;
     };
     for (let i = 0; i < 3; i++) await run();
@@ -76,6 +81,17 @@ async function measure(sessions: 'on' | 'off', n: number): Promise<string[]> {
       .filter((e) => e.activityTaskScheduledEventAttributes)
       .map((e) => e.activityTaskScheduledEventAttributes!.activityType?.name);
     const markers = events.filter((e) => e.markerRecordedEventAttributes).length;
+    const ms = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
+    const timeline = [
+      `POST sent +0`,
+      ...events.map((e) => {
+        const type = String(proto.temporal.api.enums.v1.EventType[e.eventType ?? 0]).replace(/^EVENT_TYPE_/, '').toLowerCase();
+        const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? markerName(e.markerRecordedEventAttributes);
+        return `${type}${what ? ` (${what})` : ''} +${ms(e) - marks.posted}`;
+      }),
+      `202 received +${marks.accepted - marks.posted}`,
+      `terminal SSE event received +${marks.done - marks.posted}`,
+    ];
     return [
       `### MCP sessions ${sessions} — per task, mean of ${n} sequential light tasks (echo on the oracle)`,
       '',
@@ -85,11 +101,24 @@ async function measure(sessions: 'on' | 'off', n: number): Promise<string[]> {
       `- Postgres statements: ${(total(pgCounts) / n).toFixed(1)} (${perTask(pgCounts, n)})`,
       `- Redis commands: ${(total(redisCounts) / n).toFixed(1)} (${perTask(redisCounts, n)})`,
       `- MCP HTTP requests: ${(oracle.requestCount() / n).toFixed(1)}; initialize handshakes: ${(oracle.initializeCount() / n).toFixed(2)}; tools/call: ${(oracle.callCount() / n).toFixed(1)}`,
+      `- the last task's timeline, ms after its POST was sent (history event times and wall clock; one task, so noisy):`,
+      `  ${timeline.join(', ')}`,
       '',
     ];
   } finally {
     await stack.stop();
     await oracle.stop();
+  }
+}
+
+/** A local activity's name, from its marker's recorded data. */
+function markerName(attrs: { details?: Record<string, { payloads?: Array<{ data?: Uint8Array | null }> | null }> | null } | null | undefined): string | undefined {
+  const data = attrs?.details?.data?.payloads?.[0]?.data;
+  if (!data) return undefined;
+  try {
+    return (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type;
+  } catch {
+    return undefined;
   }
 }
 
@@ -118,9 +147,17 @@ async function callLatency(calls: number): Promise<string[]> {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { tasks: { type: 'string' } } });
+  const { values } = parseArgs({ options: { tasks: { type: 'string' }, sessions: { type: 'string' } } });
   const n = Number(values.tasks ?? 10);
-  const lines = ['', ...(await callLatency(200)), ...(await measure('off', n)), ...(await measure('on', n))];
+  // `--sessions on` measures only the production setting (and skips the MCP client comparison): the quick run.
+  const only = values.sessions;
+  if (only !== undefined && only !== 'on' && only !== 'off') throw new Error(`--sessions must be on or off, got "${only}"`);
+  const lines = [
+    '',
+    ...(only ? [] : await callLatency(200)),
+    ...(only !== 'on' ? await measure('off', n) : []),
+    ...(only !== 'off' ? await measure('on', n) : []),
+  ];
   process.stdout.write(`${lines.join('\n')}\n`);
   await stopSharedTemporal();
 }

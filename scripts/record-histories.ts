@@ -3,7 +3,10 @@
  * (test/fixtures/histories/<scenario>.json; test/unit/workflow-replay.test.ts replays every one against the current
  * workflow code, so a change that would break running tasks fails the suite).
  *
- *   TEMPORAL_CLI=/path/to/temporal npx tsx scripts/record-histories.ts [scenario ...]
+ *   TEMPORAL_CLI=/path/to/temporal npx tsx scripts/record-histories.ts [--suffix NAME] [scenario ...]
+ *
+ * With --suffix, fixtures are written as <scenario>.<NAME>.json beside the others: how a workflow change behind
+ * patched() keeps the histories of the old code (which running executions have) and adds ones of the new path.
  *
  * It runs the scenarios through the real system, as the integration tests do (test/support/stack.ts: a fresh
  * database, the shared local Redis, a Temporal dev server, MCP test servers on 127.0.0.1), and overwrites the
@@ -173,7 +176,11 @@ function historyJson(history: proto.temporal.api.history.v1.IHistory): string {
 }
 
 async function main(): Promise<void> {
-  const wanted = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--suffix');
+  const suffix = at >= 0 ? args.splice(at, 2)[1] : undefined;
+  if (at >= 0 && !suffix) throw new Error('--suffix needs a name');
+  const wanted = args;
   for (const name of wanted) if (!SCENARIOS[name]) throw new Error(`unknown scenario "${name}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const oracle = await startTestMcpServer({ name: 'oracle' });
   const space = await startTestMcpServer({ name: 'space', requireBearer: SPACE_TOKEN });
@@ -194,7 +201,7 @@ async function main(): Promise<void> {
       if (wanted.length > 0 && !wanted.includes(name)) continue;
       const workflowId = await run(w);
       const history = await stack.world.client.workflow.getHandle(workflowId).fetchHistory();
-      await writeFile(path.join(OUT_DIR, `${name}.json`), `${historyJson(history)}\n`);
+      await writeFile(path.join(OUT_DIR, `${name}${suffix ? `.${suffix}` : ''}.json`), `${historyJson(history)}\n`);
       process.stdout.write(`${name}: ${history.events?.length ?? 0} events\n`);
     }
   } finally {

@@ -5,6 +5,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -47,6 +48,14 @@ const SLOT_WAIT_CAP_MIN_MS = 2_000;
 const SLOT_WAIT_CAP_MAX_MS = 5 * 60_000;
 
 /**
+ * Workflows started with this patch do their bookkeeping in fewer steps: recording `routing` and planning in one local
+ * activity, taking the slot and recording `running` in one, releasing the slot and storing an inline result in one,
+ * and one search-attribute upsert per status change (none for the brief `routing`). Histories recorded before it
+ * replay the old sequence (test/fixtures/histories/*.json); the new one has its own fixtures (*.fewer-steps.json).
+ */
+export const FEWER_STEPS_PATCH = 'fewer-bookkeeping-steps';
+
+/**
  * One task: plan a route, then walk it — consent where needed, probe, wait for a concurrency slot, dispatch,
  * store. Routing rules live in the planRoute activity, so this code only walks the recorded plan.
  */
@@ -58,6 +67,10 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
     consent: input.consentToOracle ? 'given_at_submission' : 'not_needed',
   };
   let decision: ConsentDecision | undefined;
+  // Decided once, before the first command: every later step takes the same branch, on replay too.
+  const fewerSteps = patched(FEWER_STEPS_PATCH);
+  // With fewer steps, a new target kind rides along with the next status upsert instead of an upsert of its own.
+  let pendingTargetKind: string | undefined;
 
   const awaitingDecision = () => state.status === 'awaiting_consent' && decision === undefined;
   setHandler(stateQuery, () => state);
@@ -110,10 +123,25 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
     retry: { ...retry, maximumAttempts: MAX_ATTEMPTS, nonRetryableErrorTypes: ['TargetUnavailable'] },
   });
 
+  const upsertStatus = (status: TaskStatus) => {
+    if (!fewerSteps) return upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: status }]);
+    const kind = pendingTargetKind;
+    pendingTargetKind = undefined;
+    upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: status }, ...(kind ? [{ key: searchAttributes.targetKind, value: kind }] : [])]);
+  };
   const setStatus = async (status: TaskStatus, detail?: Record<string, unknown>) => {
     state.status = status;
-    upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: status }]);
+    upsertStatus(status);
     await local.recordStatus({ taskId: input.taskId, state: { ...state }, detail });
+  };
+  /** Takes a slot if one is free; with fewer steps, the same local activity records `running` when it got one. */
+  const tryAcquire = async (target: RouteTarget): Promise<boolean> => {
+    if (!fewerSteps) return local.tryAcquireSlot({ taskId: input.taskId, target });
+    const running = { server: target.serverName, kind: target.kind };
+    if (!(await local.acquireSlotAndMarkRunning({ taskId: input.taskId, target, state: { ...state, status: 'running' }, detail: running }))) return false;
+    state.status = 'running';
+    upsertStatus('running');
+    return true;
   };
   const record = (target: RouteTarget, outcome: AttemptOutcome, reason?: string, tries?: number) => {
     state.attempts.push({ kind: target.kind, server: target.serverName, outcome, reason, tries, at: new Date().toISOString() });
@@ -136,13 +164,13 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
    * waiting, the wait never fails the task and never spends a dispatch retry, and a cancel ends it at the timer.
    */
   const acquireSlot = async (target: RouteTarget): Promise<void> => {
-    if (await local.tryAcquireSlot({ taskId: input.taskId, target })) return;
+    if (await tryAcquire(target)) return;
     await setStatus('queued', { waitingFor: 'a free dispatch slot' });
     const since = Date.now();
     let delay = SLOT_WAIT_FIRST_MS;
     for (;;) {
       await sleep(Math.round(delay / 2 + (Math.random() * delay) / 2));
-      if (await local.tryAcquireSlot({ taskId: input.taskId, target })) return;
+      if (await tryAcquire(target)) return;
       const cap = Math.min(SLOT_WAIT_CAP_MAX_MS, Math.max(SLOT_WAIT_CAP_MIN_MS, (Date.now() - since) / 10));
       delay = Math.min(cap, delay * 2);
     }
@@ -158,7 +186,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
     });
     for (;;) {
       await acquireSlot(target);
-      await setStatus('running', { server: target.serverName, kind: target.kind });
+      if (!fewerSteps) await setStatus('running', { server: target.serverName, kind: target.kind });
       try {
         return await dispatcher.dispatch({ taskId: input.taskId, projectId: input.projectId, tool: input.tool, target, requestId: input.requestId });
       } catch (err) {
@@ -169,8 +197,16 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
   };
 
   try {
-    await setStatus('routing');
-    const plan = await local.planRoute({ taskId: input.taskId, projectId: input.projectId, tool: input.tool, heavy: input.heavy });
+    const routeInput = { taskId: input.taskId, projectId: input.projectId, tool: input.tool, heavy: input.heavy };
+    let plan;
+    if (fewerSteps) {
+      // `routing` lasts milliseconds: logged and stored, but not worth a search-attribute upsert of its own.
+      state.status = 'routing';
+      plan = await local.recordRoutingAndPlan({ ...routeInput, state: { ...state } });
+    } else {
+      await setStatus('routing');
+      plan = await local.planRoute(routeInput);
+    }
     if (plan.targets.length === 0) {
       return await fail({ code: 'NoRoute', message: plan.note ?? `no enabled server offers the tool "${input.tool}"` });
     }
@@ -181,7 +217,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
     for (const [index, target] of plan.targets.entries()) {
       let waitedForConsent = false;
       state.target = { kind: target.kind, server: target.serverName };
-      upsertSearchAttributes([{ key: searchAttributes.targetKind, value: target.kind }]);
+      if (fewerSteps) pendingTargetKind = target.kind;
+      else upsertSearchAttributes([{ key: searchAttributes.targetKind, value: target.kind }]);
 
       if (target.needsConsent && state.consent !== 'given_at_submission' && state.consent !== 'granted') {
         const deadline = new Date(Date.now() + policy.consentTimeoutMs);
@@ -218,7 +255,8 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         continue;
       }
 
-      let ref: ResultRef;
+      let ref: ResultRef | undefined;
+      let storeReleases = false;
       try {
         ref = await dispatchUnderSlot(target);
       } catch (err) {
@@ -230,16 +268,20 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         continue;
       } finally {
         // Freed before the result is published, so a finished task never still holds a slot. Also after a cancel
-        // while waiting: a try that acquired just before it must not keep the slot until its lease runs out.
-        await CancellationScope.nonCancellable(() => local.releaseSlot({ taskId: input.taskId, target }));
+        // while waiting: a try that acquired just before it must not keep the slot until its lease runs out. With
+        // fewer steps, an inline result's store frees the slot itself, first thing.
+        storeReleases = fewerSteps && ref !== undefined && ref.storage !== 'staged';
+        if (!storeReleases) await CancellationScope.nonCancellable(() => local.releaseSlot({ taskId: input.taskId, target }));
       }
       record(target, 'succeeded');
       state.error = undefined;
       try {
         // An inline result is already in Postgres: finishing is quick bookkeeping. A staged one is uploaded,
         // which may be slow and is retried, so it gets a regular activity.
-        const storer = ref.storage === 'staged' ? uploader : local;
-        await storer.storeResult({ taskId: input.taskId, ref, state: { ...state, status: 'succeeded' } });
+        const done = { taskId: input.taskId, ref, state: { ...state, status: 'succeeded' as const } };
+        // Not cancellable, as a release alone is not: a cancel arriving now must not leave the slot held.
+        if (storeReleases) await CancellationScope.nonCancellable(() => local.releaseSlotAndStoreResult({ ...done, target }));
+        else await (ref.storage === 'staged' ? uploader : local).storeResult(done);
       } catch (err) {
         if (isCancellation(err)) throw err;
         // The output stays staged in Postgres: not lost, and not silently dropped.
@@ -249,7 +291,7 @@ export async function taskWorkflow(input: TaskWorkflowInput): Promise<TaskState>
         });
       }
       state.status = 'succeeded';
-      upsertSearchAttributes([{ key: searchAttributes.taskStatus, value: 'succeeded' }]);
+      upsertStatus('succeeded');
       return state;
     }
     if (userFixable.length > 0 && userFixable.length === state.attempts.length) return await fail(userFixable[0]!);

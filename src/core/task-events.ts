@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../db/create-db.ts';
 import { bestEffort } from '../lib/best-effort.ts';
 import { NotFoundError } from './errors.ts';
@@ -78,6 +79,44 @@ async function insertNextEvents(trx: Db, taskId: string, events: NewEvent[]): Pr
   return out;
 }
 
+/** The task row's state columns a transition writes. */
+export interface TaskStateColumns {
+  status: string;
+  target: Record<string, unknown> | null;
+  attempts: unknown[];
+  error: Record<string, unknown> | null;
+  finished: boolean;
+}
+
+/**
+ * A state change and the events describing it, in one statement (atomic on its own, so no BEGIN/COMMIT round trips):
+ * the UPDATE takes the seqs and sets the state, holding the row lock until commit as insertNextEvents does, and the
+ * INSERT writes the events under those seqs. Undefined when the task does not exist.
+ */
+async function updateStateWithEvents(db: Db, taskId: string, events: NewEvent[], state: TaskStateColumns): Promise<TaskEvent[] | undefined> {
+  const k = events.length;
+  const now = new Date();
+  const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
+  const { rows } = await sql<{ seq: number; type: string; data: Record<string, unknown>; created_at: Date }>`
+    with t as (
+      update tasks
+      set status = ${state.status}, target = ${json(state.target)}::jsonb, attempts = ${json(state.attempts)}::jsonb,
+          error = ${json(state.error)}::jsonb, updated_at = ${now},
+          finished_at = case when ${state.finished}::boolean then ${now}::timestamptz else finished_at end,
+          event_seq = event_seq + ${k}::int
+      where id = ${taskId}
+      returning event_seq
+    )
+    insert into task_events (task_id, seq, type, data)
+    select ${taskId}, t.event_seq - ${k}::int + e.ord::int, e.v->>'type', e.v->'data'
+    from t, jsonb_array_elements(${JSON.stringify(events)}::jsonb) with ordinality as e(v, ord)
+    returning seq, type, data, created_at`.execute(db);
+  if (rows.length === 0) return undefined;
+  return rows
+    .map((r) => ({ taskId, seq: r.seq, type: r.type, data: r.data, createdAt: r.created_at.toISOString() }))
+    .sort((a, b) => a.seq - b.seq);
+}
+
 async function selectEventsAfter(db: Db, taskId: string, afterSeq: number, limit: number): Promise<TaskEvent[]> {
   const rows = await db
     .selectFrom('task_events')
@@ -146,6 +185,24 @@ export function createTaskEvents(deps: {
       });
       if (written === null) return undefined;
       if (written === false) throw new TaskNotFoundError(taskId);
+      await publish(taskId, written);
+      return written;
+    },
+
+    /**
+     * The task's state and the events describing the change, as appendAll with an updateTaskState would write them,
+     * in one statement instead of a transaction of 3 + 2 per event: the path every workflow transition takes. With
+     * `alsoInTransaction` (a hook that may write beside it), that statement and the hook share one transaction.
+     */
+    async appendTransition(taskId: string, events: NewEvent[], state: TaskStateColumns, alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]> {
+      const written = alsoInTransaction
+        ? await db.transaction().execute(async (trx) => {
+            const rows = await updateStateWithEvents(trx, taskId, events, state);
+            if (rows) await alsoInTransaction(trx);
+            return rows;
+          })
+        : await updateStateWithEvents(db, taskId, events, state);
+      if (!written) throw new TaskNotFoundError(taskId);
       await publish(taskId, written);
       return written;
     },

@@ -46,6 +46,19 @@ export async function findTask(db: Db, taskId: string): Promise<TaskRow | undefi
   return db.selectFrom('tasks as t').select(viewColumns).where('t.id', '=', taskId).executeTakeFirst();
 }
 
+/** What a workflow transition checks before writing: the task's status and attempts, and its last logged event. */
+export async function findTransitionBase(
+  db: Db,
+  taskId: string,
+): Promise<{ status: string; attempts: unknown[]; lastType: string | null; lastData: Record<string, unknown> | null } | undefined> {
+  return db
+    .selectFrom('tasks as t')
+    .leftJoin('task_events as e', (j) => j.onRef('e.task_id', '=', 't.id').onRef('e.seq', '=', 't.event_seq'))
+    .select(['t.status', 't.attempts', 'e.type as lastType', 'e.data as lastData'])
+    .where('t.id', '=', taskId)
+    .executeTakeFirst();
+}
+
 export async function loadArguments(db: Db, taskId: string): Promise<Record<string, unknown> | undefined> {
   const row = await db.selectFrom('tasks').select('arguments').where('id', '=', taskId).executeTakeFirst();
   return row?.arguments;

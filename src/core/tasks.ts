@@ -8,7 +8,7 @@ import type { ProjectService } from './projects.ts';
 import { isUuid } from './projects.ts';
 import type { Registry } from './registry.ts';
 import type { ResultView } from './results.ts';
-import type { NewEvent, TaskEvent } from './task-events.ts';
+import type { NewEvent, TaskEvent, TaskStateColumns } from './task-events.ts';
 import { createTaskIntake } from './task-intake.ts';
 import { createTaskRetries } from './task-retries.ts';
 import * as repo from './tasks-repository.ts';
@@ -63,6 +63,7 @@ interface Deps {
     append(taskId: string, type: string, data: Record<string, unknown>): Promise<TaskEvent>;
     appendAll(taskId: string, events: NewEvent[], alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
     appendWhen(taskId: string, events: NewEvent[], change: (trx: Db) => Promise<boolean>): Promise<TaskEvent[] | undefined>;
+    appendTransition(taskId: string, events: NewEvent[], state: TaskStateColumns, alsoInTransaction?: (trx: Db) => Promise<void>): Promise<TaskEvent[]>;
     list(taskId: string, afterSeq: number, limit?: number): Promise<TaskEvent[]>;
   };
   results: { describe(taskId: string): Promise<ResultView | undefined> };
@@ -287,41 +288,42 @@ export function createTaskService(deps: Deps) {
      * in one transaction so neither is ever seen without the other.
      */
     async recordState(taskId: string, state: TaskState, detail?: Record<string, unknown>): Promise<void> {
-      const row = await repo.findTask(db, taskId);
+      // The row and its last event in one read: a transition is then two statements (this and the write).
+      const row = await repo.findTransitionBase(db, taskId);
       if (!row) throw new NotFoundError('Task', taskId);
       if (isTerminal(row.status)) return; // a retried write after the end: the log already has it
       const finished = isTerminal(state.status);
       const events = transitionEvents(state, detail);
       // A worker that died after this write committed replays it: the same transition is not logged twice.
-      const [last] = row.event_seq > 0 ? await deps.events.list(taskId, row.event_seq - 1, 1) : [];
       const status = events.at(-1)!;
-      if (last?.type === 'status' && sameJson(last.data, status.data) && sameJson(row.attempts, state.attempts)) return;
+      if (row.lastType === 'status' && sameJson(row.lastData, status.data) && sameJson(row.attempts, state.attempts)) return;
+      const columns = { status: state.status, target: state.target ?? null, attempts: state.attempts, error: state.error ? { ...state.error } : null, finished };
+      const hook = deps.onTransition;
       let afterCommit: (() => Promise<void>) | void = undefined;
-      await deps.events.appendAll(taskId, events, async (trx) => {
-        await repo.updateTaskState(trx, taskId, {
-          status: state.status,
-          target: state.target ?? null,
-          attempts: state.attempts,
-          error: state.error ? { ...state.error } : null,
-          finished,
-        });
-        afterCommit = await deps.onTransition?.(trx, { taskId, before: row.status as TaskStatus, state });
-      });
+      await deps.events.appendTransition(
+        taskId,
+        events,
+        columns,
+        hook &&
+          (async (trx) => {
+            afterCommit = await hook(trx, { taskId, before: row.status as TaskStatus, state });
+          }),
+      );
       await (afterCommit as (() => Promise<void>) | void)?.();
       if (finished) deps.onFinished?.(state.status);
     },
 
     async recordSuccess(taskId: string, ref: ResultRef, state: TaskState): Promise<void> {
-      const row = await repo.findTask(db, taskId);
+      const row = await repo.findTransitionBase(db, taskId);
       if (!row) throw new NotFoundError('Task', taskId);
       if (isTerminal(row.status)) return;
-      await deps.events.appendAll(
+      await deps.events.appendTransition(
         taskId,
         [
           { type: 'result', data: { ...ref } },
           { type: 'status', data: { status: 'succeeded', ...(state.target ? { target: state.target } : {}) } },
         ],
-        (trx) => repo.updateTaskState(trx, taskId, { status: 'succeeded', target: state.target ?? null, attempts: state.attempts, error: null, finished: true }),
+        { status: 'succeeded', target: state.target ?? null, attempts: state.attempts, error: null, finished: true },
       );
       deps.onFinished?.('succeeded');
     },

@@ -143,4 +143,26 @@ describe('embedded Postgres (PGlite)', function () {
     const { rows } = await sql<{ n: number; events: number }>`select (select n from turn_check where id = 1) as n, (select count(*)::int from task_events) as events`.execute(world.db);
     assert.deepEqual(rows, [{ n: 2, events: 40 }]);
   });
+
+  it('records a workflow transition, row and events, in one statement beside concurrent appends', async function () {
+    const taskId = await insertTask(world.db);
+    const state = {
+      status: 'failed' as const,
+      target: { kind: 'oracle' as const, server: 'tools' },
+      attempts: [{ kind: 'oracle' as const, server: 'tools', outcome: 'failed' as const, reason: 'down', at: new Date().toISOString() }],
+      consent: 'not_needed' as const,
+      error: { code: 'AllTargetsFailed', message: 'No target could run the task.' },
+    };
+    await Promise.all([world.tasks.recordState(taskId, state), ...Array.from({ length: 10 }, (_, i) => world.events.append(taskId, 'progress', { i }))]);
+    const listed = await world.events.list(taskId, 0);
+    assert.deepEqual(listed.map((e) => e.seq), Array.from({ length: 12 }, (_, i) => i + 1));
+    const at = listed.findIndex((e) => e.type === 'error');
+    assert.deepEqual(listed[at]!.data, state.error);
+    assert.deepEqual([listed[at + 1]!.type, listed[at + 1]!.data.status], ['status', 'failed'], 'the error and its status take consecutive seqs');
+    const row = await world.db.selectFrom('tasks').select(['status', 'target', 'attempts', 'error', 'event_seq', 'finished_at']).where('id', '=', taskId).executeTakeFirstOrThrow();
+    assert.deepEqual({ status: row.status, target: row.target, attempts: row.attempts, error: row.error, seq: row.event_seq }, { status: 'failed', target: state.target, attempts: state.attempts, error: state.error, seq: 12 });
+    assert.ok(row.finished_at);
+    await world.tasks.recordState(taskId, state);
+    assert.equal(await world.events.lastSeq(taskId), 12, 'a retried write after the end logs nothing');
+  });
 });

@@ -63,6 +63,27 @@ describe('light task on the oracle', function () {
     );
   });
 
+  it('on a fresh oracle takes two workflow tasks: three local bookkeeping steps and the dispatch', async function () {
+    // A first task probes the oracle healthy (PROBE_FRESH 60s), so the second one runs no probe activity.
+    const first = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'probe' } } });
+    await stack.world.client.workflow.getHandle(`task-${first.body.id}`).result();
+    const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: 'steps' } } });
+    assert.equal(submit.status, 202, submit.text);
+    const handle = stack.world.client.workflow.getHandle(`task-${submit.body.id}`);
+    await handle.result();
+    const events = (await handle.fetchHistory()).events ?? [];
+    const completedTasks = events.filter((e) => e.workflowTaskCompletedEventAttributes).length;
+    const activities = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType?.name);
+    const localActivities = events
+      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
+      .map((e) => JSON.parse(Buffer.from(e.markerRecordedEventAttributes!.details!.data!.payloads![0]!.data!).toString()).activity_type);
+    assert.deepEqual(activities, ['dispatch']);
+    assert.equal(completedTasks, 2);
+    assert.deepEqual(localActivities, ['recordRoutingAndPlan', 'acquireSlotAndMarkRunning', 'releaseSlotAndStoreResult']);
+    const { events: logged } = await readEvents(`${stack.url}/v1/tasks/${submit.body.id}/events`, { token, timeoutMs: 30_000 });
+    assert.deepEqual(logged.filter((e) => e.event === 'status').map((e) => e.data.status), ['queued', 'routing', 'running', 'succeeded']);
+  });
+
   it('keeps megabytes of arguments out of workflow history', async function () {
     const text = 'a'.repeat(2 * 1024 * 1024);
     const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text } } });

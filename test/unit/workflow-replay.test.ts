@@ -10,7 +10,10 @@ import { installQuietRuntime } from '../support/quiet-runtime.ts';
 // Histories recorded from real runs of each workflow path (scripts/record-histories.ts), replayed against the current
 // workflow code: a change that would make running tasks non-deterministic fails here instead of in production.
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/histories');
-const EXPECTED = ['light', 'light-fresh', 'heavy-space', 'fallback-consent', 'consent-denied', 'canceled', 'large-result', 'slot-wait', 'agent-fan-out', 'agent-step-failed'];
+const TASK_PATHS = ['light', 'light-fresh', 'heavy-space', 'fallback-consent', 'consent-denied', 'canceled', 'large-result', 'slot-wait'];
+// Each task path twice: as recorded before the fewer-bookkeeping-steps patch (what executions started then hold) and
+// after it (`<path>.fewer-steps`).
+const EXPECTED = [...TASK_PATHS, ...TASK_PATHS.map((p) => `${p}.fewer-steps`), 'agent-fan-out', 'agent-step-failed'];
 
 describe('task and agent run workflows replay their recorded histories', function () {
   this.timeout(120_000);
