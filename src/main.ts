@@ -116,14 +116,22 @@ async function serveWorkerMetrics(world: World): Promise<Stopper> {
   return () => new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
+/**
+ * One Ctrl-C reaches this process twice under `npm start`: from the terminal (the whole process group) and relayed by
+ * tsx's launcher. A repeat within this window is that same keypress, not a request to skip the graceful stop (which
+ * closes the embedded Postgres's files and releases the data folder).
+ */
+const DUPLICATE_SIGNAL_MS = 1000;
+
 function onSignals(log: Logger, stop: () => Promise<void>): void {
-  let stopping = false;
+  let stoppingSince: number | undefined;
   const handler = (signal: string) => {
-    if (stopping) {
+    if (stoppingSince !== undefined) {
+      if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     log.info({ signal }, 'shutting down');
     stop().then(
       () => process.exit(0),

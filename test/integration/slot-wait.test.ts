@@ -103,6 +103,8 @@ describe('waiting for a dispatch slot holds no activity executor', function () {
   });
 
   it('a dispatch whose slot lease is lost mid-call stops the call, waits for a slot again and finishes once', async function () {
+    // Losing the lease is done by deleting it from Redis; the in-process slot store has nothing to delete from outside.
+    if (!stack.world.redis) this.skip();
     const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'slow', arguments: { ms: 4000, steps: 8 } } });
     assert.equal(submit.status, 202, submit.text);
     const id = submit.body.id as string;

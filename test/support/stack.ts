@@ -14,6 +14,7 @@ import { freePort } from '../../src/lib/free-port.ts';
 import { createLogger } from '../../src/lib/logger.ts';
 import { createTaskWorker } from '../../src/temporal/worker.ts';
 import { sharedTemporal } from './shared-temporal.ts';
+import { createEmbeddedTestDb, EMBEDDED_TEST_STORES } from './embedded-test-db.ts';
 import { createTestDb, REDIS_TEST_URL, type TestDb } from './test-db.ts';
 
 export interface ApiResponse<T = any> {
@@ -37,9 +38,11 @@ export function inProcessRedisByDefault(): boolean {
  * `inProcessRedis` (default: TEST_IN_PROCESS_REDIS) leaves REDIS_URL unset: no Redis at all, one process's memory.
  */
 export async function startStack(opts: { env?: Record<string, string>; worker?: boolean; maxConcurrentActivities?: number; inProcessRedis?: boolean } = {}) {
-  const inProcessRedis = opts.inProcessRedis ?? inProcessRedisByDefault();
-  const temporal = await sharedTemporal();
-  const testDb: TestDb = await createTestDb('e2e');
+  const inProcessRedis = opts.inProcessRedis ?? (inProcessRedisByDefault() || EMBEDDED_TEST_STORES);
+  const [temporal, testDb]: [Awaited<ReturnType<typeof sharedTemporal>>, TestDb] = await Promise.all([
+    sharedTemporal(),
+    EMBEDDED_TEST_STORES ? createEmbeddedTestDb() : createTestDb('e2e'),
+  ]);
   const resultsDir = await mkdtemp(path.join(os.tmpdir(), 'orch-results-'));
   const port = await freePort();
   const tag = randomBytes(4).toString('hex');
@@ -84,6 +87,10 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
   });
   const log = createLogger({ level: config.logLevel, name: 'test', destination: sink });
   const world: World = await createWorld(config, { log, metricsRegistry: new Registry() });
+  if (inProcessRedis && world.storesMode !== 'in process') {
+    await world.close();
+    throw new Error(`this stack must not reach Redis, but its stores are in ${world.storesMode}`);
+  }
 
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
@@ -160,7 +167,7 @@ export async function startStack(opts: { env?: Record<string, string>; worker?: 
         await workerRun;
         await workerConnection?.close();
       }
-      await Promise.all([world.feed.close(), world.runFeed.close()]);
+      await world.feed.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await world.close();

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { tsxLoaderUrl } from '../../src/cli/tsx-loader.ts';
+import { PROJECT_ROOT } from '../../src/compose.ts';
+import { temporalCliDownload } from '../../src/config.ts';
+import { freePort } from '../../src/lib/free-port.ts';
+import { RUN_LOCK_FILE } from '../../src/lib/run-lock.ts';
+import { findOrBuildTemporalCli } from '../../src/temporal/cli-binary.ts';
+import { runCliProcess } from '../support/cli-process.ts';
+import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
+import { readEvents } from '../support/sse-client.ts';
+import { REDIS_TEST_URL } from '../support/test-db.ts';
+
+// `npm start` on a machine with nothing configured: no DATABASE_URL, no REDIS_URL, a fresh data folder. The real
+// entry (src/main.ts dev) runs as a child process; a task goes through REST and SSE to an MCP server on loopback.
+
+describe('npm start with nothing configured (embedded Postgres, in-process Redis)', function () {
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+  let child: ChildProcess;
+  let exited: Promise<number | null>;
+  let stdout = '';
+  let stderr = '';
+  let url: string;
+  let oracle: TestMcpServer;
+  const redisPrefix = `e2e-embedded-${randomBytes(4).toString('hex')}:`;
+
+  before(async function () {
+    this.timeout(300_000);
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'orch-npm-start-'));
+    oracle = await startTestMcpServer({ name: 'oracle' });
+    const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: () => undefined, download: temporalCliDownload(process.env, { byDefault: false }) });
+    const [port, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+    const { DATABASE_URL: _db, REDIS_URL: _redis, JWT_SECRET: _jwt, ENCRYPTION_KEY: _key, RESULT_STORE: _rs, ...rest } = process.env;
+    env = {
+      ...rest,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+      TEMPORAL_UI_PORT: String(uiPort),
+      TEMPORAL_CLI: cli,
+      TEMPORAL_CLI_DOWNLOAD: 'off',
+      // Were anything to reach the real Redis after all, its keys would carry this prefix (checked below).
+      REDIS_PREFIX: redisPrefix,
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'warn',
+    };
+    url = `http://127.0.0.1:${port}`;
+    child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(PROJECT_ROOT, 'src', 'main.ts'), 'dev'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 280_000;
+    while (!stdout.includes('orchestrator is running')) {
+      if (child.exitCode !== null) throw new Error(`npm start exited ${child.exitCode}:\n${stderr}\n${stdout}`);
+      if (Date.now() > deadline) throw new Error(`npm start did not come up:\n${stderr}\n${stdout.slice(-4000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  });
+
+  after(async function () {
+    if (child && child.exitCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await oracle?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('says in its banner what is embedded and where the data lives', function () {
+    assert.match(stdout, new RegExp(`Postgres\\s+embedded \\(PGlite\\), data in ${escape(path.join(dataDir, 'postgres'))}`));
+    assert.match(stdout, /Redis\s+in process/);
+    assert.match(stdout, new RegExp(`Temporal state\\s+${escape(path.join(dataDir, 'temporal.db'))}`));
+  });
+
+  it('runs a task from REST to the MCP server and back, with its SSE stream, on embedded stores only', async function () {
+    const ready = await fetch(`${url}/readyz`);
+    const readiness = (await ready.json()) as { checks: Record<string, string> };
+    assert.equal(ready.status, 200, JSON.stringify(readiness));
+    assert.equal(readiness.checks.postgres, 'up');
+    assert.equal(readiness.checks.redis, 'in process');
+
+    const minted = await runCliProcess(['token', '--login', 'erin'], { env, timeoutMs: 120_000 });
+    assert.equal(minted.code, 0, minted.stderr);
+    const headers = { Authorization: `Bearer ${minted.stdout.trim()}`, 'Content-Type': 'application/json' };
+    const post = async (p: string, body: unknown) => {
+      const res = await fetch(`${url}${p}`, { method: 'POST', headers, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+
+    const project = await post('/v1/projects', { name: 'first' });
+    assert.equal(project.status, 201, JSON.stringify(project.body));
+    const server = await post('/v1/mcps', { name: 'tools', oracleUrl: oracle.url });
+    assert.equal(server.status, 201, JSON.stringify(server.body));
+    const submitted = await post('/v1/tasks', { projectId: project.body.id, tool: 'echo', arguments: { text: 'no install needed' } });
+    assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+    const id = submitted.body.id as string;
+
+    const { events, closedByServer } = await readEvents(`${url}/v1/tasks/${id}/events`, { token: minted.stdout.trim(), timeoutMs: 60_000 });
+    assert.equal(closedByServer, true, 'the stream closes after the terminal event');
+    assert.equal(events[0]!.event, 'snapshot');
+    const logged = events.slice(1);
+    assert.deepEqual(logged.map((e) => Number(e.id)), logged.map((_, i) => i + 1), 'ids are the seqs 1..n');
+    assert.deepEqual(logged.filter((e) => e.event === 'status').map((e) => e.data.status), ['queued', 'routing', 'running', 'succeeded']);
+
+    const task = await fetch(`${url}/v1/tasks/${id}`, { headers });
+    const body = (await task.json()) as any;
+    assert.equal(body.status, 'succeeded');
+    assert.deepEqual(body.result.content, [{ type: 'text', text: 'no install needed' }]);
+    const result = await fetch(`${url}/v1/tasks/${id}/result`, { headers });
+    assert.equal(result.status, 200);
+    assert.deepEqual(((await result.json()) as any).content, [{ type: 'text', text: 'no install needed' }]);
+    assert.equal(oracle.callCount('echo'), 1);
+
+    const redis = new Redis(REDIS_TEST_URL);
+    try {
+      assert.deepEqual(await redis.keys(`${redisPrefix}*`), [], 'nothing reached the real Redis');
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('stops cleanly on SIGTERM, releasing the data folder', async function () {
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 60_000))]);
+    assert.equal(code, 0, `exit ${code}\n${stderr.slice(-2000)}`);
+    assert.ok(!existsSync(path.join(dataDir, RUN_LOCK_FILE)), 'the data folder is free again');
+    assert.ok(existsSync(path.join(dataDir, 'postgres')), 'the embedded database stays for the next start');
+  });
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
