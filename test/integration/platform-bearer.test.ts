@@ -130,7 +130,8 @@ describe("the platform's bearer never reaches an MCP server", function () {
   });
 
   it('no upstream request carried the platform bearer, and each upstream only its own token', async function () {
-    const platformSecrets = [jwt, apiKey, apiKey.split('_').at(-1)!];
+    // The key is orch_<16 hex id>_<secret>; the secret is base64url and may itself hold '_'.
+    const platformSecrets = [jwt, apiKey, apiKey.slice('orch_'.length + 16 + 1)];
     const upstreams: Array<[string, Array<Record<string, string>>, string | undefined]> = [
       ['oracle', oracle.seenHeaders(), undefined],
       ['actsAs server', actsAs.seenHeaders(), `Bearer ${githubToken}`],
