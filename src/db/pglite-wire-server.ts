@@ -89,8 +89,10 @@ export async function startWireServer(db: PGlite, opts: { host?: string; port?: 
     let buffer = Buffer.alloc(0);
     let started = false;
     let chain = Promise.resolve();
+    // PGlite's answer is a view of its WebAssembly memory, valid only until its next query. A socket that cannot send
+    // it at once queues the view itself, so it is copied: else the client later reads bytes of another answer.
     const write = (data: Uint8Array) => {
-      if (data.length > 0 && socket.writable) socket.write(data);
+      if (data.length > 0 && socket.writable) socket.write(Buffer.from(data));
     };
     const closeQuietly = () => void socket.destroy();
     // Messages run one after another, in arrival order; a failure ends the connection (and `abandon` cleans up).

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { readEvents } from '../support/sse-client.ts';
-import { EMBEDDED_TEST_STORES } from '../support/embedded-test-db.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 describe('light task on the oracle', function () {
@@ -86,9 +85,6 @@ describe('light task on the oracle', function () {
   });
 
   it('keeps megabytes of arguments out of workflow history', async function () {
-    // Known fault on the embedded stores: with a 2 MiB task, API requests polled back to back sometimes stop
-    // answering (the embedded Postgres itself still answers); not yet found, so this case runs on real Postgres only.
-    if (EMBEDDED_TEST_STORES) this.skip();
     const text = 'a'.repeat(2 * 1024 * 1024);
     const submit = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text } } });
     assert.equal(submit.status, 202, submit.text);
