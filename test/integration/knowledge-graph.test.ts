@@ -79,6 +79,29 @@ describe('knowledge graph service', function () {
     assert.deepEqual((await kg.openNodes(p, ['rolled-back'])).entities, [], 'the upsert rolled back with its transaction');
   });
 
+  it('answers the relations touching opened entities once each, both directions, in the order they were created', async function () {
+    const p = await newProject();
+    await kg.createEntities(p, ['a', 'b', 'c', 'd'].map((name) => ({ name, entityType: 't', observations: [] })));
+    // Created out of name order, one between two opened entities (found by both ends), one each way to the outside,
+    // one not touching them. Ids pass 9 → 10 on the way, so an order by the ids' text would put them wrong.
+    const order = [
+      { from: 'c', to: 'd', relationType: 'x' },
+      ...Array.from({ length: 8 }, (_, i) => ({ from: 'c', to: 'd', relationType: `filler${i}` })),
+      { from: 'd', to: 'a', relationType: 'in' },
+      { from: 'b', to: 'a', relationType: 'both' },
+      { from: 'a', to: 'c', relationType: 'out' },
+      { from: 'b', to: 'b', relationType: 'self' },
+    ];
+    for (const r of order) await kg.createRelations(p, [r]);
+    const g = await kg.openNodes(p, ['a', 'b']);
+    assert.deepEqual(g.relations, [
+      { from: 'd', to: 'a', relationType: 'in' },
+      { from: 'b', to: 'a', relationType: 'both' },
+      { from: 'a', to: 'c', relationType: 'out' },
+      { from: 'b', to: 'b', relationType: 'self' },
+    ]);
+  });
+
   it('search ranks name matches above observation matches; search_nodes matches substrings like the reference', async function () {
     const p = await newProject();
     await kg.createEntities(p, [
