@@ -321,6 +321,9 @@ export function createActivities(deps: ActivityDeps) {
         const body = Buffer.from(JSON.stringify({ content: result.content, ...(result.structuredContent !== undefined ? { structuredContent: result.structuredContent } : {}) }));
         const ref = await deps.results.save(taskId, body, 'application/json');
         outcome = 'succeeded';
+        // The oracle answered: the next tasks need not probe it (a probe is an activity and a workflow task more each).
+        // Best effort: a health cache that cannot be written only means a probe later.
+        if (target.kind === 'oracle') await deps.health.confirmHealthy(target.serverId, 'oracle').catch(() => undefined);
         log.info({ size: ref.size, storage: ref.storage }, 'dispatch succeeded');
         return ref;
       } catch (err) {

@@ -21,6 +21,18 @@ export function createHealthStore(deps: { cache: KeyValueCache; keyPrefix?: stri
       const value: Stored = { healthy: result.healthy, latencyMs: result.latencyMs, at: now() };
       await deps.cache.set(key(serverId, kind, scope), JSON.stringify(value), ttl);
     },
+    /**
+     * A call that just succeeded says the target is up as surely as a probe: the record is renewed, keeping the
+     * probe's latency (a tool call's duration is the tool's work, not the server's responsiveness). With no record
+     * yet there is no latency to keep, and the first probe makes one.
+     */
+    async confirmHealthy(serverId: string, kind: 'oracle' | 'space', scope?: string): Promise<void> {
+      const raw = await deps.cache.get(key(serverId, kind, scope));
+      if (!raw) return;
+      const s = JSON.parse(raw) as Stored;
+      const value: Stored = { healthy: true, latencyMs: s.latencyMs, at: now() };
+      await deps.cache.set(key(serverId, kind, scope), JSON.stringify(value), ttl);
+    },
     async read(serverId: string, kind: 'oracle' | 'space', scope?: string): Promise<HealthSignal | undefined> {
       const raw = await deps.cache.get(key(serverId, kind, scope));
       if (!raw) return undefined;

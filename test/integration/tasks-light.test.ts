@@ -160,3 +160,40 @@ describe('light task on the oracle', function () {
     }
   });
 });
+
+describe('the oracle kept fresh by its answers', function () {
+  let stack: Stack;
+  let oracle: TestMcpServer;
+  let token: string;
+  let projectId: string;
+
+  before(async function () {
+    oracle = await startTestMcpServer({ name: 'oracle' });
+    stack = await startStack({ env: { PROBE_FRESH: '2s' } });
+    token = await stack.token('bob');
+    projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'fresh' } })).body.id;
+    assert.equal((await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } })).status, 201);
+  });
+
+  after(async function () {
+    await stack?.stop();
+    await oracle?.stop();
+  });
+
+  it('a successful call renews the health record: tasks spread over more than PROBE_FRESH run no probe', async function () {
+    // Four tasks 700 ms apart span more than PROBE_FRESH (2 s) from the first one's probe, so were only probes to
+    // renew the health record, one of the last three would have to probe; each successful dispatch renews it instead.
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 700));
+      const submitted = await stack.api('POST', '/v1/tasks', { token, body: { projectId, tool: 'echo', arguments: { text: `spread ${i}` } } });
+      assert.equal((await stack.waitForStatus(token, submitted.body.id, ['succeeded', 'failed'])).status, 'succeeded');
+      ids.push(submitted.body.id);
+    }
+    const activityTypes = async (id: string) =>
+      ((await stack.world.client.workflow.getHandle(`task-${id}`).fetchHistory()).events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    assert.deepEqual(await activityTypes(ids[0]!), ['probe', 'dispatch'], 'the first task probes: no record yet');
+    for (const id of ids.slice(1)) assert.deepEqual(await activityTypes(id), ['dispatch'], `task ${id} ran no probe`);
+    assert.equal(oracle.callCount('echo'), 4);
+  });
+});
