@@ -37,6 +37,8 @@ import { createTestDb, REDIS_TEST_URL, type TestDb } from '../test/support/test-
 import type { BaselineActivities, baselineWorkflow } from './baseline-workflow.ts';
 import { consentRow, getTaskRow, sseRow, type RowContext } from './extra-rows.ts';
 import { kgRow } from './kg-row.ts';
+import { taskPhases, type TaskMarks } from './task-phases.ts';
+import { cpuSnapshot, CpuTally } from './cpu-accounting.ts';
 import { fmt, procArgv0, procStatusKb, resetPeakRss, runClosedLoop, summarize, type PhaseResult, type Summary } from './stats.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -284,9 +286,16 @@ async function main(): Promise<number> {
 
     // --- the two jobs -------------------------------------------------------------------------------------------
     let slotWaits = 0;
+    // Client-side marks of the measured tasks, laid beside their histories afterwards (bench/task-phases.ts).
+    let orchMarks: TaskMarks[] | undefined;
+    let baseMarks: TaskMarks[] | undefined;
     const orchestratorTask = (timeoutMs: number) => async (): Promise<number> => {
       const t0 = performance.now();
+      const mark: TaskMarks = { workflowId: '', sentAt: Date.now() };
       const { id } = await post('/v1/tasks', { projectId, tool: 'echo', arguments: { text: 'x' } }, 202);
+      mark.acceptedAt = Date.now();
+      mark.workflowId = `task-${id}`;
+      orchMarks?.push(mark);
       let done: number | undefined;
       let final: string | undefined;
       const r = await readEvents(`${url}/v1/tasks/${id}/events`, {
@@ -297,6 +306,7 @@ async function main(): Promise<number> {
           if (e.data?.detail?.waitingFor !== undefined) slotWaits++;
           if (TERMINAL.has(e.data?.status)) {
             done = performance.now();
+            mark.doneAt = Date.now();
             final = e.data.status as string;
           }
         },
@@ -308,10 +318,10 @@ async function main(): Promise<number> {
     let baselineSeq = 0;
     const baselineTask = async (): Promise<number> => {
       const t0 = performance.now();
-      await client.workflow.execute<typeof baselineWorkflow>('baselineWorkflow', {
-        taskQueue: baselineQueue,
-        workflowId: `bench-baseline-${tag}-${baselineSeq++}`,
-      });
+      const mark: TaskMarks = { workflowId: `bench-baseline-${tag}-${baselineSeq++}`, sentAt: Date.now() };
+      baseMarks?.push(mark);
+      await client.workflow.execute<typeof baselineWorkflow>('baselineWorkflow', { taskQueue: baselineQueue, workflowId: mark.workflowId });
+      mark.doneAt = Date.now();
       return performance.now() - t0;
     };
     const check = (what: string, r: PhaseResult) => {
@@ -332,6 +342,10 @@ async function main(): Promise<number> {
 
     // --- measured phases: alternating rounds, ABBA order -------------------------------------------------------
     slotWaits = 0;
+    orchMarks = [];
+    baseMarks = [];
+    const orchCpu = new CpuTally();
+    const baseCpu = new CpuTally();
     const base: PhaseResult = { latenciesMs: [], wallMs: 0, failures: [] };
     const orch: PhaseResult = { latenciesMs: [], wallMs: 0, failures: [] };
     const add = (into: PhaseResult, r: PhaseResult) => {
@@ -344,12 +358,26 @@ async function main(): Promise<number> {
       const order = round % 2 === 0 ? (['baseline', 'orchestrator'] as const) : (['orchestrator', 'baseline'] as const);
       for (const which of order) {
         progress(`round ${round + 1}/${opt.rounds}: ${which}, ${size} tasks at C=${opt.c}`);
+        const named = { 'orchestrator worker': worker.pid, 'orchestrator api': api.pid, 'bench (clients + bare worker)': process.pid };
+        const before = cpuSnapshot(named);
         if (which === 'baseline') add(base, await runClosedLoop(size, opt.c, baselineTask));
         else add(orch, await runClosedLoop(size, opt.c, orchestratorTask(60_000)));
+        (which === 'baseline' ? baseCpu : orchCpu).add(before, cpuSnapshot(named));
         check(which, which === 'baseline' ? base : orch);
       }
     }
     const measuredPeakKb = new Map(processes.map((p) => [p.name, procStatusKb(p.pid, 'VmHWM')]));
+    const phaseLines = opt.rows.has('core')
+      ? [
+          ...(await taskPhases(client, `where the time goes, orchestrator, C=${opt.c}`, orchMarks)),
+          ...(await taskPhases(client, `where the time goes, bare baseline, C=${opt.c}`, baseMarks)),
+          '',
+          ...orchCpu.lines('CPU during the orchestrator rounds', orch.latenciesMs.length),
+          ...baseCpu.lines('CPU during the baseline rounds', base.latenciesMs.length),
+        ]
+      : [];
+    orchMarks = undefined;
+    baseMarks = undefined;
     const rssNowKb = new Map(processes.map((p) => [p.name, procStatusKb(p.pid, 'VmRSS')]));
 
     // --- submission latency with limits on vs off: same database, worker and project, alternating ABBA ---------
@@ -432,6 +460,8 @@ async function main(): Promise<number> {
         return `  ${`${p.name} (pid ${p.pid})`.padEnd(26)}${mib(measured).padStart(12)}${mib(sinceStart).padStart(14)}${mib(rssNowKb.get(p.name)).padStart(10)}`;
       }),
       `  "measured" = peak during both measured phases (counter reset after warm-up${peakReset ? '' : ' FAILED, so n/a'}); "since start" includes startup (the worker loads a prebuilt workflow bundle).`,
+      '',
+      ...phaseLines,
       '',
     ];
     const submitLines = [
