@@ -1,25 +1,22 @@
 import assert from 'node:assert/strict';
-import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
-import { startStack, type Stack } from '../support/stack.ts';
+import type { TestMcpServer } from '../support/mcp-test-server.ts';
+import { startOracleStack, type OracleStack } from '../support/oracle-stack.ts';
+import type { Stack } from '../support/stack.ts';
 
 describe('global concurrency cap (MAX_CONCURRENT_JOBS)', function () {
+  let setup: OracleStack;
   let stack: Stack;
   let oracle: TestMcpServer;
   let token: string;
   let projectId: string;
 
   before(async function () {
-    oracle = await startTestMcpServer({ name: 'oracle' });
-    stack = await startStack({ env: { MAX_CONCURRENT_JOBS: '2' } });
-    token = await stack.token('alice');
-    projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'cap' } })).body.id;
-    const reg = await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } });
-    assert.equal(reg.status, 201, reg.text);
+    setup = await startOracleStack({ stack: { env: { MAX_CONCURRENT_JOBS: '2' } }, login: 'alice', project: 'cap' });
+    ({ stack, oracle, token, projectId } = setup);
   });
 
   after(async function () {
-    await stack?.stop();
-    await oracle?.stop();
+    await setup?.stop();
   });
 
   it('runs 10 tasks at most 2 at a time; the rest wait in queued without failing', async function () {

@@ -1,27 +1,24 @@
 import assert from 'node:assert/strict';
 import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
-import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
+import type { TestMcpServer } from '../support/mcp-test-server.ts';
+import { startOracleStack, type OracleStack } from '../support/oracle-stack.ts';
 import { readEvents } from '../support/sse-client.ts';
-import { startStack, type Stack } from '../support/stack.ts';
+import type { Stack } from '../support/stack.ts';
 
 describe('light task on the oracle', function () {
+  let setup: OracleStack;
   let stack: Stack;
   let oracle: TestMcpServer;
   let token: string;
   let projectId: string;
 
   before(async function () {
-    oracle = await startTestMcpServer({ name: 'oracle' });
-    stack = await startStack({ env: { PROBE_FRESH: '60s' } });
-    token = await stack.token('alice');
-    projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'demo' } })).body.id;
-    const reg = await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } });
-    assert.equal(reg.status, 201, reg.text);
+    setup = await startOracleStack({ stack: { env: { PROBE_FRESH: '60s' } }, login: 'alice', project: 'demo' });
+    ({ stack, oracle, token, projectId } = setup);
   });
 
   after(async function () {
-    await stack?.stop();
-    await oracle?.stop();
+    await setup?.stop();
   });
 
   it('runs on the oracle, stores the result inline and logs events in order', async function () {
@@ -162,22 +159,19 @@ describe('light task on the oracle', function () {
 });
 
 describe('the oracle kept fresh by its answers', function () {
+  let setup: OracleStack;
   let stack: Stack;
   let oracle: TestMcpServer;
   let token: string;
   let projectId: string;
 
   before(async function () {
-    oracle = await startTestMcpServer({ name: 'oracle' });
-    stack = await startStack({ env: { PROBE_FRESH: '2s' } });
-    token = await stack.token('bob');
-    projectId = (await stack.api('POST', '/v1/projects', { token, body: { name: 'fresh' } })).body.id;
-    assert.equal((await stack.api('POST', '/v1/mcps', { token, body: { name: 'tools', oracleUrl: oracle.url } })).status, 201);
+    setup = await startOracleStack({ stack: { env: { PROBE_FRESH: '2s' } }, login: 'bob', project: 'fresh' });
+    ({ stack, oracle, token, projectId } = setup);
   });
 
   after(async function () {
-    await stack?.stop();
-    await oracle?.stop();
+    await setup?.stop();
   });
 
   it('a successful call renews the health record: tasks spread over more than PROBE_FRESH run no probe', async function () {
