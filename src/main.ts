@@ -15,7 +15,7 @@ import { createConfiguredTokenService } from './core/auth-tokens.ts';
 import { createUserDirectory, ensureUser } from './core/users.ts';
 import { rotateSealedSecrets } from './core/key-rotation.ts';
 import { createDb, ensureDatabase } from './db/create-db.ts';
-import { embeddedPostgresUrl, startEmbeddedPostgres } from './db/embedded-postgres.ts';
+import { embeddedPostgresUrl, newEmbeddedPostgresPassword, startEmbeddedPostgres } from './db/embedded-postgres.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { createLogger, resolveLogFormat, type Logger } from './lib/logger.ts';
 import { createSecretBox } from './lib/secret-box.ts';
@@ -239,8 +239,8 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   const dataDir = devEnv.DATA_DIR;
   // Without DATABASE_URL, Postgres runs in this process (PGlite, files in DATA_DIR/postgres) on a loopback port
   // chosen now, so the configuration is complete and validated before anything starts.
-  const embedded = databaseUrlGiven(devEnv) ? undefined : { dir: path.join(dataDir, EMBEDDED_POSTGRES_DIR), port: await freePort() };
-  const configEnv = embedded ? { ...devEnv, DATABASE_URL: embeddedPostgresUrl('127.0.0.1', embedded.port) } : devEnv;
+  const embedded = databaseUrlGiven(devEnv) ? undefined : { dir: path.join(dataDir, EMBEDDED_POSTGRES_DIR), port: await freePort(), password: newEmbeddedPostgresPassword() };
+  const configEnv = embedded ? { ...devEnv, DATABASE_URL: embeddedPostgresUrl('127.0.0.1', embedded.port, embedded.password) } : devEnv;
   let config = loadConfig(configEnv);
   const loopbackAllowed = config.nodeEnv !== 'production';
   if (loopbackAllowed) {
@@ -258,7 +258,7 @@ async function dev(env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
   try {
     // The embedded Postgres (a first start creates its files: the longest step) starts beside the Temporal dev server.
     const postgres = embedded
-      ? startEmbeddedPostgres({ dataDir: embedded.dir, port: embedded.port }).then((pg) => {
+      ? startEmbeddedPostgres({ dataDir: embedded.dir, port: embedded.port, password: embedded.password }).then((pg) => {
           stops.push(pg.stop);
           lock.update({ databaseUrl: pg.url });
           log.info({ dataDir: embedded.dir }, 'embedded Postgres ready');

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
 
@@ -19,7 +20,10 @@ const PROTOCOL_3 = 196608;
 const SYNC = 0x53; // 'S'
 const QUERY = 0x51; // 'Q'
 const TERMINATE = 0x58; // 'X'
+const PASSWORD = 0x70; // 'p'
 const SYNC_MESSAGE = new Uint8Array([SYNC, 0, 0, 0, 4]);
+// AuthenticationCleartextPassword: the client answers with a PasswordMessage. Cleartext is fine on loopback.
+const ASK_PASSWORD = new Uint8Array([0x52, 0, 0, 0, 8, 0, 0, 0, 3]);
 
 /** A lock with an owner, handed over in arrival order. */
 class BackendTurn {
@@ -58,7 +62,11 @@ export interface WireServer {
   stop(): Promise<void>;
 }
 
-export async function startWireServer(db: PGlite, opts: { host?: string; port?: number } = {}): Promise<WireServer> {
+/**
+ * With `password`, a client must give it before its startup reaches PGlite (which has no passwords of its own): the
+ * port is on loopback, but other users of the machine can reach loopback too.
+ */
+export async function startWireServer(db: PGlite, opts: { host?: string; port?: number; password?: string } = {}): Promise<WireServer> {
   const host = opts.host ?? '127.0.0.1';
   const turn = new BackendTurn();
   const sockets = new Set<net.Socket>();
@@ -88,6 +96,8 @@ export async function startWireServer(db: PGlite, opts: { host?: string; port?: 
     socket.setNoDelay(true);
     let buffer = Buffer.alloc(0);
     let started = false;
+    // The startup message, held back until the password is right.
+    let awaitingPassword: Uint8Array | undefined;
     let chain = Promise.resolve();
     // PGlite's answer is a view of its WebAssembly memory, valid only until its next query. A socket that cannot send
     // it at once queues the view itself, so it is copied: else the client later reads bytes of another answer.
@@ -116,6 +126,11 @@ export async function startWireServer(db: PGlite, opts: { host?: string; port?: 
           }
           if (code === CANCEL_REQUEST || code !== PROTOCOL_3) return closeQuietly();
           started = true;
+          if (opts.password !== undefined) {
+            awaitingPassword = new Uint8Array(message);
+            socket.write(ASK_PASSWORD);
+            continue;
+          }
           enqueue(async () => {
             await run(who, new Uint8Array(message), write);
             if (!db.isInTransaction()) turn.release(who);
@@ -131,6 +146,19 @@ export async function startWireServer(db: PGlite, opts: { host?: string; port?: 
         if (type === TERMINATE) {
           socket.end();
           return;
+        }
+        if (awaitingPassword) {
+          const startup = awaitingPassword;
+          awaitingPassword = undefined;
+          if (type !== PASSWORD || !samePassword(message.subarray(5), opts.password!)) {
+            socket.end(authenticationFailed());
+            return;
+          }
+          enqueue(async () => {
+            await run(who, startup, write);
+            if (!db.isInTransaction()) turn.release(who);
+          });
+          continue;
         }
         enqueue(async () => {
           if (socket.destroyed) return;
@@ -164,6 +192,23 @@ function simpleQuery(text: string): Uint8Array {
   const body = Buffer.from(`${text}\0`, 'utf8');
   const head = Buffer.alloc(5);
   head[0] = QUERY;
+  head.writeInt32BE(4 + body.length, 1);
+  return new Uint8Array(Buffer.concat([head, body]));
+}
+
+/** The PasswordMessage's body is the password and a terminating NUL; compared in constant time. */
+function samePassword(body: Uint8Array, password: string): boolean {
+  const given = Buffer.from(body[body.length - 1] === 0 ? body.subarray(0, -1) : body);
+  const wanted = Buffer.from(password, 'utf8');
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+/** ErrorResponse 28P01 (invalid_password), as Postgres answers a wrong password; the connection then closes. */
+function authenticationFailed(): Uint8Array {
+  const fields = ['SFATAL', 'VFATAL', 'C28P01', 'Mpassword authentication failed'].map((f) => `${f}\0`).join('') + '\0';
+  const body = Buffer.from(fields, 'utf8');
+  const head = Buffer.alloc(5);
+  head[0] = 0x45; // 'E'
   head.writeInt32BE(4 + body.length, 1);
   return new Uint8Array(Buffer.concat([head, body]));
 }

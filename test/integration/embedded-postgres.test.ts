@@ -46,7 +46,7 @@ describe('embedded Postgres (PGlite)', function () {
   before(async function () {
     dir = await mkdtemp(path.join(os.tmpdir(), 'orch-embedded-pg-'));
     postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, 'postgres') });
-    assert.match(postgres.url, /^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
+    assert.match(postgres.url, /^postgres:\/\/postgres:[\w-]+@127\.0\.0\.1:\d+\/postgres$/);
     world = await buildWorld();
   });
 
@@ -128,6 +128,27 @@ describe('embedded Postgres (PGlite)', function () {
     } finally {
       await pool.destroy();
     }
+  });
+
+  it('lets in only a client that gives this start\'s password: loopback is open to every user of the machine', async function () {
+    const url = new URL(postgres.url);
+    assert.ok(url.password.length >= 32, 'the URL carries a long random password');
+    const attempt = async (password: string | undefined) => {
+      const other = new URL(postgres.url);
+      other.password = password ?? '';
+      const client = new pg.Client({ connectionString: other.toString(), connectionTimeoutMillis: 5000 });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        return (await client.query<{ n: number }>('select count(*)::int as n from projects')).rows[0]!.n;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    };
+    await assert.rejects(attempt(`${url.password.slice(0, -1)}x`), (err: { code?: string }) => err.code === '28P01', 'a wrong password: 28P01');
+    await assert.rejects(attempt(''), 'no password');
+    await assert.rejects(attempt(`${decodeURIComponent(url.password)}x`), (err: { code?: string }) => err.code === '28P01', 'the password and more');
+    assert.equal(typeof (await attempt(decodeURIComponent(url.password))), 'number', 'the right one');
   });
 
   it('sends a large answer intact while other connections keep the backend busy', async function () {

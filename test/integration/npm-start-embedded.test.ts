@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +77,14 @@ describe('npm start with nothing configured (embedded Postgres, in-process Redis
     assert.match(stdout, new RegExp(`Postgres\\s+embedded \\(PGlite\\), data in ${escape(path.join(dataDir, 'postgres'))}`));
     assert.match(stdout, /Redis\s+in process/);
     assert.match(stdout, new RegExp(`Temporal state\\s+${escape(path.join(dataDir, 'temporal.db'))}`));
+  });
+
+  it('keeps the embedded Postgres password to itself: only in the owner-only running.json, never in its output', function () {
+    const file = path.join(dataDir, RUN_LOCK_FILE);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const password = decodeURIComponent(new URL((JSON.parse(readFileSync(file, 'utf8')) as { databaseUrl: string }).databaseUrl).password);
+    assert.ok(password.length >= 32);
+    assert.ok(!stdout.includes(password) && !stderr.includes(password), 'the password is in the output');
   });
 
   it('runs a task from REST to the MCP server and back, with its SSE stream, on embedded stores only', async function () {
