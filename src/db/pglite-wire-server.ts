@@ -22,6 +22,8 @@ const QUERY = 0x51; // 'Q'
 const TERMINATE = 0x58; // 'X'
 const PASSWORD = 0x70; // 'p'
 const SYNC_MESSAGE = new Uint8Array([SYNC, 0, 0, 0, 4]);
+const MAX_STARTUP_BYTES = 10_000;
+const MAX_PASSWORD_MESSAGE_BYTES = 1024;
 // AuthenticationCleartextPassword: the client answers with a PasswordMessage. Cleartext is fine on loopback.
 const ASK_PASSWORD = new Uint8Array([0x52, 0, 0, 0, 8, 0, 0, 0, 3]);
 
@@ -116,6 +118,8 @@ export async function startWireServer(db: PGlite, opts: { host?: string; port?: 
         if (!started) {
           if (buffer.length < 8) return;
           const length = buffer.readInt32BE(0);
+          // Postgres refuses startup packets over 10,000 bytes; a length under 8 would never advance the buffer.
+          if (length < 8 || length > MAX_STARTUP_BYTES) return closeQuietly();
           if (buffer.length < length) return;
           const code = buffer.readInt32BE(4);
           const message = buffer.subarray(0, length);
@@ -139,6 +143,9 @@ export async function startWireServer(db: PGlite, opts: { host?: string; port?: 
         }
         if (buffer.length < 5) return;
         const length = 1 + buffer.readInt32BE(1);
+        // A length field under 4 is no message (and would never advance the buffer); before the password, nothing
+        // long is expected, so a stranger cannot make this process buffer megabytes.
+        if (length < 5 || (awaitingPassword && length > MAX_PASSWORD_MESSAGE_BYTES)) return closeQuietly();
         if (buffer.length < length) return;
         const type = buffer[0];
         const message = new Uint8Array(buffer.subarray(0, length));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -149,6 +150,47 @@ describe('embedded Postgres (PGlite)', function () {
     await assert.rejects(attempt(''), 'no password');
     await assert.rejects(attempt(`${decodeURIComponent(url.password)}x`), (err: { code?: string }) => err.code === '28P01', 'the password and more');
     assert.equal(typeof (await attempt(decodeURIComponent(url.password))), 'number', 'the right one');
+  });
+
+  it('drops a connection whose message lengths are impossible or too long before the password, and serves the rest', async function () {
+    const { hostname, port } = new URL(postgres.url);
+    const closedAfter = (bytes: Buffer) =>
+      new Promise<void>((resolve, reject) => {
+        const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
+        socket.on('data', () => undefined);
+        socket.on('error', () => undefined);
+        const timer = setTimeout(() => {
+          socket.destroy();
+          reject(new Error(`still open after ${bytes.subarray(0, 16).toString('hex')}`));
+        }, 3000);
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    const startup = () => {
+      const body = Buffer.concat([Buffer.from([0, 3, 0, 0]), Buffer.from('user\0postgres\0database\0postgres\0\0')]);
+      const head = Buffer.alloc(4);
+      head.writeInt32BE(4 + body.length);
+      return Buffer.concat([head, body]);
+    };
+    const message = (type: string, length: number) => {
+      const m = Buffer.alloc(5);
+      m.write(type, 0);
+      m.writeInt32BE(length, 1);
+      return m;
+    };
+    await closedAfter(Buffer.alloc(8)); // a startup length of 0
+    await closedAfter(Buffer.from([0x40, 0, 0, 0, 0, 3, 0, 0])); // a 1 GiB startup packet
+    await closedAfter(Buffer.concat([startup(), message('p', -1)])); // a negative length, which would never advance the buffer
+    await closedAfter(Buffer.concat([startup(), message('p', 64 << 20)])); // 64 MiB, offered before the password
+    const client = new pg.Client({ connectionString: postgres.url });
+    await client.connect();
+    try {
+      assert.equal((await client.query<{ one: number }>('select 1 as one')).rows[0]!.one, 1);
+    } finally {
+      await client.end();
+    }
   });
 
   it('sends a large answer intact while other connections keep the backend busy', async function () {
