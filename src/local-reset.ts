@@ -20,7 +20,7 @@ export interface ResetPlan {
   dataDir: string;
   /** What would be deleted, each with what it is; only what exists. */
   targets: { label: string; path: string }[];
-  /** Said to the user: what stays, and why. */
+  /** Said to the user: what stays (of what exists), and why. */
   notes: string[];
 }
 
@@ -38,11 +38,12 @@ export function planReset(dataDir: string, opts: { databaseUrlGiven: boolean }):
         ]),
     ...['temporal.db', 'temporal.db-wal', 'temporal.db-shm'].map((f) => ({ label: 'Temporal dev server state', path: path.join(dataDir, f) })),
   ];
+  const kept = KEPT_FILES.filter((f) => existsSync(path.join(dataDir, f)));
   return {
     dataDir,
     targets: candidates.filter((t) => existsSync(t.path)),
     notes: [
-      `kept: ${KEPT_FILES.join(', ')} (tokens stay valid, sealed secrets stay readable)`,
+      ...(kept.length > 0 ? [`kept: ${kept.join(', ')} (tokens stay valid, sealed secrets stay readable)`] : []),
       ...(opts.databaseUrlGiven ? ['DATABASE_URL is set: that database is not touched'] : []),
     ],
   };
