@@ -232,6 +232,26 @@ describe('orchestrator CLI', function () {
     }
   });
 
+  it('registers a server that acts as the submitting user on GitHub with --acts-as, and refuses an unknown provider', async function () {
+    // Its own tool names, so no task of the other cases is routed to a server that wants carol's GitHub token.
+    const gh = await startTestMcpServer({ name: 'gh', toolPrefix: 'gh_' });
+    try {
+      ok(await inProcess(['mcps', 'add', 'gh-tools', gh.url, '--acts-as', 'github']));
+      const shown = await inProcess(['mcps', 'show', 'gh-tools']);
+      ok(shown);
+      assert.match(shown.stdout, /acts as {4}the submitting user on github/);
+      const json = await inProcess(['mcps', 'show', 'gh-tools', '--json']);
+      assert.equal(JSON.parse(json.stdout).actsAs, 'github');
+
+      const refused = await inProcess(['mcps', 'add', 'gl-tools', gh.url, '--acts-as', 'gitlab']);
+      assert.notEqual(refused.code, 0, refused.stdout);
+      assert.match(refused.stderr, /actsAs/);
+      ok(await inProcess(['mcps', 'show', 'gl-tools']), 1);
+    } finally {
+      await gh.stop();
+    }
+  });
+
   it('logs out: the token is gone from the file, the API address stays', async function () {
     ok(await cli(['logout']));
     const stored = JSON.parse(await readFile(configFile, 'utf8'));
