@@ -6,7 +6,6 @@
 //
 //   npx tsx bench/embedded.ts --n 40 --c 1 --rounds 2     (or BENCH_N, BENCH_C, BENCH_WARMUP, BENCH_ROUNDS)
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,11 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
-import { tsxLoaderUrl } from '../src/cli/tsx-loader.ts';
-import { temporalCliDownload } from '../src/config.ts';
-import { freePort } from '../src/lib/free-port.ts';
-import { findOrBuildTemporalCli } from '../src/temporal/cli-binary.ts';
 import { runCliProcess } from '../test/support/cli-process.ts';
+import { nothingConfiguredEnv, startDevProcess } from '../test/support/dev-process.ts';
 import { startTestMcpServer } from '../test/support/mcp-test-server.ts';
 import { readEvents } from '../test/support/sse-client.ts';
 import type { BaselineActivities, baselineWorkflow } from './baseline-workflow.ts';
@@ -49,35 +45,23 @@ async function main(): Promise<void> {
     const oracle = await startTestMcpServer({ name: 'bench' });
     stops.push(() => oracle.stop());
     const baselineBundle = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'bench', 'baseline-workflow.ts'), logger: quietLogger });
-    const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(ROOT, '.tools'), log: progress, download: temporalCliDownload(process.env, { byDefault: false }) });
 
     // --- `npm start` with nothing configured: no DATABASE_URL, no REDIS_URL, a fresh data folder ------------------
-    const [port, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
-    const { DATABASE_URL: _db, REDIS_URL: _redis, JWT_SECRET: _jwt, ENCRYPTION_KEY: _key, RESULT_STORE: _rs, ...rest } = process.env;
-    const env: NodeJS.ProcessEnv = {
-      ...rest,
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-      TEMPORAL_UI_PORT: String(uiPort),
-      TEMPORAL_CLI: cli,
-      TEMPORAL_CLI_DOWNLOAD: 'off',
-      LOG_FORMAT: 'json',
-      LOG_LEVEL: 'warn',
-      MAX_CONCURRENT_JOBS: String(c),
-      // On, so every check runs, but never refusing: the bench measures, it does not trip limits.
-      RATE_LIMIT_REQUESTS: '10000000',
-      RATE_LIMIT_SUBMISSIONS: '10000000',
-      MAX_ACTIVE_TASKS_PER_PROJECT: '10000000',
-      MAX_SSE_STREAMS_PER_USER: '10000000',
-    };
+    const { env, port } = await nothingConfiguredEnv(
+      dataDir,
+      {
+        MAX_CONCURRENT_JOBS: String(c),
+        // On, so every check runs, but never refusing: the bench measures, it does not trip limits.
+        RATE_LIMIT_REQUESTS: '10000000',
+        RATE_LIMIT_SUBMISSIONS: '10000000',
+        MAX_ACTIVE_TASKS_PER_PROJECT: '10000000',
+        MAX_SSE_STREAMS_PER_USER: '10000000',
+      },
+      progress,
+    );
     progress(`starting npm start's process (src/main.ts dev) on a fresh data folder ${dataDir}`);
     const started = performance.now();
-    const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(ROOT, 'src', 'main.ts'), 'dev'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const { child, exited } = await startDevProcess(env, 300_000);
     stops.push(async () => {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
@@ -85,11 +69,6 @@ async function main(): Promise<void> {
       await exited;
       clearTimeout(timer);
     });
-    while (!out.includes('orchestrator is running')) {
-      if (child.exitCode !== null) throw new Error(`dev exited ${child.exitCode}:\n${out.slice(-4000)}`);
-      if (performance.now() - started > 300_000) throw new Error(`dev did not come up within 300 s:\n${out.slice(-4000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
     const firstStartMs = performance.now() - started;
     progress(`up in ${fmt(firstStartMs / 1000)} s`);
 

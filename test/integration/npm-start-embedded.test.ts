@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { tsxLoaderUrl } from '../../src/cli/tsx-loader.ts';
-import { PROJECT_ROOT } from '../../src/compose.ts';
-import { temporalCliDownload } from '../../src/config.ts';
-import { freePort } from '../../src/lib/free-port.ts';
 import { RUN_LOCK_FILE } from '../../src/lib/run-lock.ts';
-import { findOrBuildTemporalCli } from '../../src/temporal/cli-binary.ts';
 import { runCliProcess } from '../support/cli-process.ts';
+import { nothingConfiguredEnv, startDevProcess, type DevProcess } from '../support/dev-process.ts';
 import { startTestMcpServer, type TestMcpServer } from '../support/mcp-test-server.ts';
 import { readEvents } from '../support/sse-client.ts';
 import { REDIS_TEST_URL } from '../support/test-db.ts';
@@ -25,8 +21,7 @@ describe('npm start with nothing configured (embedded Postgres, in-process Redis
   let env: NodeJS.ProcessEnv;
   let child: ChildProcess;
   let exited: Promise<number | null>;
-  let stdout = '';
-  let stderr = '';
+  let dev: DevProcess;
   let url: string;
   let oracle: TestMcpServer;
   const redisPrefix = `e2e-embedded-${randomBytes(4).toString('hex')}:`;
@@ -35,33 +30,12 @@ describe('npm start with nothing configured (embedded Postgres, in-process Redis
     this.timeout(300_000);
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'orch-npm-start-'));
     oracle = await startTestMcpServer({ name: 'oracle' });
-    const cli = await findOrBuildTemporalCli({ env: process.env, toolsDir: path.join(PROJECT_ROOT, '.tools'), log: () => undefined, download: temporalCliDownload(process.env, { byDefault: false }) });
-    const [port, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
-    const { DATABASE_URL: _db, REDIS_URL: _redis, JWT_SECRET: _jwt, ENCRYPTION_KEY: _key, RESULT_STORE: _rs, ...rest } = process.env;
-    env = {
-      ...rest,
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-      TEMPORAL_UI_PORT: String(uiPort),
-      TEMPORAL_CLI: cli,
-      TEMPORAL_CLI_DOWNLOAD: 'off',
-      // Were anything to reach the real Redis after all, its keys would carry this prefix (checked below).
-      REDIS_PREFIX: redisPrefix,
-      LOG_FORMAT: 'json',
-      LOG_LEVEL: 'warn',
-    };
-    url = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, ['--import', tsxLoaderUrl(), path.join(PROJECT_ROOT, 'src', 'main.ts'), 'dev'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 280_000;
-    while (!stdout.includes('orchestrator is running')) {
-      if (child.exitCode !== null) throw new Error(`npm start exited ${child.exitCode}:\n${stderr}\n${stdout}`);
-      if (Date.now() > deadline) throw new Error(`npm start did not come up:\n${stderr}\n${stdout.slice(-4000)}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    // Were anything to reach the real Redis after all, its keys would carry this prefix (checked below).
+    const started = await nothingConfiguredEnv(dataDir, { REDIS_PREFIX: redisPrefix });
+    env = started.env;
+    url = `http://127.0.0.1:${started.port}`;
+    dev = await startDevProcess(env, 280_000);
+    ({ child, exited } = dev);
   });
 
   after(async function () {
@@ -74,9 +48,9 @@ describe('npm start with nothing configured (embedded Postgres, in-process Redis
   });
 
   it('says in its banner what is embedded and where the data lives', function () {
-    assert.match(stdout, new RegExp(`Postgres\\s+embedded \\(PGlite\\), data in ${escape(path.join(dataDir, 'postgres'))}`));
-    assert.match(stdout, /Redis\s+in process/);
-    assert.match(stdout, new RegExp(`Temporal state\\s+${escape(path.join(dataDir, 'temporal.db'))}`));
+    assert.match(dev.stdout(), new RegExp(`Postgres\\s+embedded \\(PGlite\\), data in ${escape(path.join(dataDir, 'postgres'))}`));
+    assert.match(dev.stdout(), /Redis\s+in process/);
+    assert.match(dev.stdout(), new RegExp(`Temporal state\\s+${escape(path.join(dataDir, 'temporal.db'))}`));
   });
 
   it('keeps the embedded Postgres password to itself: only in the owner-only running.json, never in its output', function () {
@@ -84,7 +58,7 @@ describe('npm start with nothing configured (embedded Postgres, in-process Redis
     assert.equal(statSync(file).mode & 0o777, 0o600);
     const password = decodeURIComponent(new URL((JSON.parse(readFileSync(file, 'utf8')) as { databaseUrl: string }).databaseUrl).password);
     assert.ok(password.length >= 32);
-    assert.ok(!stdout.includes(password) && !stderr.includes(password), 'the password is in the output');
+    assert.ok(!dev.stdout().includes(password) && !dev.stderr().includes(password), 'the password is in the output');
   });
 
   it('runs a task from REST to the MCP server and back, with its SSE stream, on embedded stores only', async function () {
@@ -137,7 +111,7 @@ describe('npm start with nothing configured (embedded Postgres, in-process Redis
   it('stops cleanly on SIGTERM, releasing the data folder', async function () {
     child.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 60_000))]);
-    assert.equal(code, 0, `exit ${code}\n${stderr.slice(-2000)}`);
+    assert.equal(code, 0, `exit ${code}\n${dev.stderr().slice(-2000)}`);
     assert.ok(!existsSync(path.join(dataDir, RUN_LOCK_FILE)), 'the data folder is free again');
     assert.ok(existsSync(path.join(dataDir, 'postgres')), 'the embedded database stays for the next start');
   });
